@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Maps. Capacities here are defaults; the enforcer sets them on the spec. */
+#ifndef PINE_MAPS_H
+#define PINE_MAPS_H
+
+#include "consts.h"
+#include "structs.h"
+
+/* Session by sid. No prealloc: an update swaps the element under RCU, so a
+ * reader sees the old or the new session whole (the generation flip). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct session);
+	__uint(max_entries, 100000);
+} sessions SEC(".maps");
+
+/* UL: local TEID (host order) -> sid. Several TEIDs may name one session. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 200000);
+} teids SEC(".maps");
+
+/* DL: UE IPv4 address (network order) -> sid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 100000);
+} ue_v4 SEC(".maps");
+
+/* DL: UE IPv6 prefix -> sid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct ue6_key);
+	__type(value, __u32);
+	__uint(max_entries, 100000);
+} ue_v6 SEC(".maps");
+
+/* PINE rule entries: (session, generation, dir, level, key) -> winner. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct rule_key);
+	__type(value, struct rule);
+	__uint(max_entries, 1000000);
+} rules SEC(".maps");
+
+/* Usage per PINE rule, by rule_id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct counter);
+	__uint(max_entries, 1000000);
+} rule_stats SEC(".maps");
+
+/* QoS enforcement rules, by index; index 0 is never used. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct qer);
+	__uint(max_entries, 65536);
+} qers SEC(".maps");
+
+/* Usage and drops per session, by sid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct sess_stats);
+	__uint(max_entries, 100000);
+} session_stats SEC(".maps");
+
+/* Packets and ingress bytes by dir * R_MAX + reason. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct counter);
+	__uint(max_entries, DIR_MAX * R_MAX);
+} stats SEC(".maps");
+
+/* Deny events sent, suppressed and lost, by enum event_stat. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, EV_MAX);
+} event_stats SEC(".maps");
+
+/* Per-session deny-event budget, by sid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct ev_limit);
+	__uint(max_entries, 100000);
+} event_limits SEC(".maps");
+
+/* Deny events for the control plane. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+/* Staging for the IPv6 outer UDP checksum. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct scratch);
+	__uint(max_entries, 1);
+} scratch SEC(".maps");
+
+#endif

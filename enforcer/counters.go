@@ -1,0 +1,271 @@
+package enforcer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/pine-upf/pine-upf/bpf"
+)
+
+func sumCounters(vals []bpf.PineCounter) Counter {
+	var c Counter
+	for _, v := range vals {
+		c.add(Counter{v.Packets, v.Bytes})
+	}
+	return c
+}
+
+// ruleUsage reads a rule's per-CPU counters; a failed read counts zero,
+// which the rule table's own consistency makes impossible in practice.
+func (e *Enforcer) ruleUsage(idx uint32) Counter {
+	var vals []bpf.PineCounter
+	if err := e.objs.RuleStats.Lookup(idx, &vals); err != nil {
+		e.log.Error("read rule counters", "index", idx, "err", err)
+		return Counter{}
+	}
+	return sumCounters(vals)
+}
+
+func (e *Enforcer) sessionUsage(sid uint32) SessionUsage {
+	var vals []bpf.PineSessStats
+	var u SessionUsage
+	if err := e.objs.SessionStats.Lookup(sid, &vals); err != nil {
+		e.log.Error("read session counters", "sid", sid, "err", err)
+		return u
+	}
+	for _, v := range vals {
+		for d := range 2 {
+			u.Forwarded[d].add(Counter{v.Fwd[d].Packets, v.Fwd[d].Bytes})
+			u.Dropped[d].add(Counter{v.Drop[d].Packets, v.Drop[d].Bytes})
+		}
+	}
+	return u
+}
+
+// RuleUsage is what a rule has forwarded (inner IP bytes).
+func (e *Enforcer) RuleUsage(seid uint64, ruleID uint32) (Counter, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s, ok := e.sessions[seid]
+	if !ok {
+		return Counter{}, fmt.Errorf("usage of session %#x: %w", seid, ErrNotFound)
+	}
+	idx, ok := s.ruleIDs[ruleID]
+	if !ok {
+		return Counter{}, fmt.Errorf("usage of rule %d of session %#x: %w", ruleID, seid, ErrNotFound)
+	}
+	return e.ruleUsage(idx), nil
+}
+
+// SessionUsage is what a session forwarded and dropped.
+func (e *Enforcer) SessionUsage(seid uint64) (SessionUsage, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s, ok := e.sessions[seid]
+	if !ok {
+		return SessionUsage{}, fmt.Errorf("usage of session %#x: %w", seid, ErrNotFound)
+	}
+	return e.sessionUsage(s.sid), nil
+}
+
+// Stats reads the datapath's counters, summed over CPUs.
+func (e *Enforcer) Stats() (Stats, error) {
+	var st Stats
+	for d := range 2 {
+		st.Packets[d] = make([]Counter, NumReasons)
+		for r := range NumReasons {
+			var vals []bpf.PineCounter
+			if err := e.objs.Stats.Lookup(uint32(d*NumReasons+r), &vals); err != nil {
+				return st, fmt.Errorf("read stats: %w", err)
+			}
+			st.Packets[d][r] = sumCounters(vals)
+		}
+	}
+	read := func(i bpf.PineEventStat) (uint64, error) {
+		var vals []uint64
+		if err := e.objs.EventStats.Lookup(uint32(i), &vals); err != nil {
+			return 0, fmt.Errorf("read event stats: %w", err)
+		}
+		var n uint64
+		for _, v := range vals {
+			n += v
+		}
+		return n, nil
+	}
+	var err1, err2, err3 error
+	st.Events.Sent, err1 = read(bpf.PineEventStatEV_SENT)
+	st.Events.Suppressed, err2 = read(bpf.PineEventStatEV_SUPPRESSED)
+	st.Events.Lost, err3 = read(bpf.PineEventStatEV_LOST)
+	return st, errors.Join(err1, err2, err3)
+}
+
+// Usage summarises what the maps hold against their capacity.
+type Usage struct {
+	Sessions, MaxSessions       int
+	Rules, MaxRules             int
+	RuleEntries, MaxRuleEntries int
+	QERs, MaxQERs               int
+}
+
+// Usage reports map fill.
+func (e *Enforcer) Usage() Usage {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	u := Usage{
+		Sessions: len(e.sessions), MaxSessions: int(e.cfg.MaxSessions),
+		Rules: int(e.ruleIDs.inUse(0)), MaxRules: int(e.cfg.MaxRules),
+		MaxRuleEntries: int(e.cfg.MaxRuleEntries),
+		QERs:           int(e.qerIdx.inUse(1)), MaxQERs: int(e.cfg.MaxQERs) - 1,
+	}
+	for _, s := range e.sessions {
+		u.RuleEntries += len(s.entries)
+	}
+	return u
+}
+
+// Events delivers deny events until ctx ends. There is one reader: call it
+// once. Events of sessions removed meanwhile carry SEID 0.
+func (e *Enforcer) Events(ctx context.Context) (<-chan DenyEvent, error) {
+	var err error
+	first := false
+	e.eventsOnce.Do(func() {
+		first = true
+		e.mu.Lock()
+		e.events, err = ringbuf.NewReader(e.objs.Events)
+		e.mu.Unlock()
+	})
+	if !first {
+		return nil, errors.New("deny events already have a reader")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open deny event ring: %w", err)
+	}
+	out := make(chan DenyEvent, 256)
+	go func() {
+		<-ctx.Done()
+		e.events.Close()
+	}()
+	go func() {
+		defer close(out)
+		for {
+			rec, err := e.events.Read()
+			if err != nil {
+				if !errors.Is(err, ringbuf.ErrClosed) {
+					e.log.Error("read deny events", "err", err)
+				}
+				return
+			}
+			ev, ok := e.decodeEvent(rec.RawSample)
+			if !ok {
+				continue
+			}
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+func (e *Enforcer) decodeEvent(raw []byte) (DenyEvent, bool) {
+	var v bpf.PineDenyEvent
+	if len(raw) < int(unsafe.Sizeof(v)) {
+		return DenyEvent{}, false
+	}
+	v = *(*bpf.PineDenyEvent)(unsafe.Pointer(&raw[0]))
+	ev := DenyEvent{
+		TEID:      v.Teid,
+		Addr:      netip.AddrFrom16(v.Addr).Unmap(),
+		Port:      v.Port,
+		Protocol:  v.Proto,
+		Reason:    Reason(v.Reason),
+		Direction: Direction(v.Dir),
+		KernelNS:  v.TsNs,
+	}
+	e.mu.Lock()
+	if s, ok := e.bySID[v.Sid]; ok {
+		ev.SEID = s.spec.SEID
+	}
+	e.mu.Unlock()
+	return ev, true
+}
+
+// Program names a datapath program, for tests and benchmarks.
+type Program uint8
+
+const (
+	ProgUplink Program = iota
+	ProgDownlink
+	ProgUplinkFloorParse
+	ProgUplinkFloorForward
+	ProgDownlinkFloorParse
+	ProgDownlinkFloorForward
+	ProgPass // returns XDP_PASS: the baseline of single-run timing
+)
+
+func (e *Enforcer) prog(p Program) (*ebpf.Program, error) {
+	switch p {
+	case ProgUplink:
+		return e.objs.XdpN3, nil
+	case ProgDownlink:
+		return e.objs.XdpN6, nil
+	case ProgUplinkFloorParse:
+		return e.objs.XdpN3FloorParse, nil
+	case ProgUplinkFloorForward:
+		return e.objs.XdpN3FloorForward, nil
+	case ProgDownlinkFloorParse:
+		return e.objs.XdpN6FloorParse, nil
+	case ProgDownlinkFloorForward:
+		return e.objs.XdpN6FloorForward, nil
+	case ProgPass:
+		return e.objs.XdpPass, nil
+	}
+	return nil, fmt.Errorf("no program %d", p)
+}
+
+// xdpMD is the kernel's struct xdp_md, the context of a test run.
+type xdpMD struct {
+	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
+}
+
+// TestRun runs a program once on a frame with BPF_PROG_TEST_RUN, as if it
+// arrived on ingressIfindex (0: loopback of the caller's network namespace),
+// and returns the verdict and the frame as the program left it.
+func (e *Enforcer) TestRun(p Program, frame []byte, ingressIfindex int) (XDPAction, []byte, error) {
+	prog, err := e.prog(p)
+	if err != nil {
+		return 0, nil, err
+	}
+	opts := &ebpf.RunOptions{Data: frame, DataOut: make([]byte, len(frame)+256)}
+	if ingressIfindex != 0 {
+		opts.Context = xdpMD{DataEnd: uint32(len(frame)), IngressIfindex: uint32(ingressIfindex)}
+	}
+	ret, err := prog.Run(opts)
+	if err != nil {
+		return 0, nil, fmt.Errorf("test run: %w", err)
+	}
+	return XDPAction(ret), opts.DataOut, nil
+}
+
+// TimeRun runs a program repeat times on a frame and returns the kernel's
+// mean time per run. Programs that rewrite the frame must be timed with
+// repeat 1: later repetitions would run on the rewritten frame.
+func (e *Enforcer) TimeRun(p Program, frame []byte, repeat int) (XDPAction, float64, error) {
+	prog, err := e.prog(p)
+	if err != nil {
+		return 0, 0, err
+	}
+	ret, d, err := prog.Benchmark(frame, repeat, nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("time run: %w", err)
+	}
+	return XDPAction(ret), float64(d.Nanoseconds()), nil
+}

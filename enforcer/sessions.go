@@ -1,0 +1,589 @@
+package enforcer
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/pine-upf/pine-upf/bpf"
+)
+
+// session is the enforcer's record of an installed session.
+type session struct {
+	spec    Session
+	sid     uint32
+	gen     uint8
+	levels  [2]uint8
+	entries map[entryKey]bpf.PineRule
+	ruleIDs map[uint32]uint32 // rule ID → rule_stats index
+	qers    map[qerRef]qerSlot
+}
+
+type qerRef struct {
+	id  uint32
+	dir Direction
+}
+
+type qerSlot struct {
+	idx uint32
+	val bpf.PineQer
+}
+
+func (s *session) ruleID(id uint32) uint32 { return s.ruleIDs[id] }
+
+func (s *session) qerIndex(id uint32, dir Direction) uint32 {
+	return s.qers[qerRef{id, dir}].idx
+}
+
+func cloneSession(s Session) Session {
+	s.TEIDs = slices.Clone(s.TEIDs)
+	s.QERs = slices.Clone(s.QERs)
+	s.Rules = slices.Clone(s.Rules)
+	for i := range s.Rules {
+		s.Rules[i].Ports = slices.Clone(s.Rules[i].Ports)
+		s.Rules[i].QERs = slices.Clone(s.Rules[i].QERs)
+	}
+	if s.UEv6.IsValid() {
+		s.UEv6 = s.UEv6.Masked()
+	}
+	return s
+}
+
+// qerValue is a QER's datapath form for one direction; the bucket starts full.
+func qerValue(q *QER, dir Direction) bpf.PineQer {
+	closed, mbr, burst := q.ULGateClosed, q.ULMBR, q.ULBurst
+	if dir == Downlink {
+		closed, mbr, burst = q.DLGateClosed, q.DLMBR, q.DLBurst
+	}
+	var v bpf.PineQer
+	if closed {
+		v.Flags = uint32(bpf.PineFlagsQER_F_GATE_CLOSED)
+	}
+	if rate := BytesPerSecond(mbr); rate > 0 {
+		if burst == 0 {
+			burst = DefaultBurst(mbr)
+		}
+		v.Rate = rate
+		v.Cap = uint64(burst) * 1e9
+		v.FillNs = v.Cap / rate
+		v.Tokens = v.Cap
+	}
+	return v
+}
+
+func sessionValue(s *Session, gen uint8, levels [2]uint8) bpf.PineSession {
+	v := bpf.PineSession{Gen: gen, Levels: levels}
+	if s.UEv4.IsValid() {
+		v.Flags |= uint8(bpf.PineFlagsSESS_F_V4)
+		v.UeV4 = nativeEndianU32(s.UEv4.As4())
+	}
+	if s.UEv6.IsValid() {
+		v.Flags |= uint8(bpf.PineFlagsSESS_F_V6)
+		v.UeV6 = s.UEv6.Addr().As16()
+		for i := 0; i < s.UEv6.Bits(); i++ {
+			v.UeV6Mask[i/8] |= 0x80 >> (i % 8)
+		}
+	}
+	return v
+}
+
+func ue6Key(p netip.Prefix) bpf.PineUe6Key {
+	return bpf.PineUe6Key{Prefixlen: uint32(p.Bits()), Addr: p.Addr().As16()}
+}
+
+// InstallSession installs a session with its rules, or replaces the
+// installed session with the same SEID. The change is make-before-break:
+// while it is applied every packet meets either the old rule set or the new
+// one, never a mix and never an empty table. A change that fails leaves
+// everything as it was.
+func (e *Enforcer) InstallSession(s Session) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, err := e.install(cloneSession(s))
+	return err
+}
+
+// AddRule adds a rule to an installed session, or replaces the rule with
+// the same ID.
+func (e *Enforcer) AddRule(seid uint64, r Rule) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	old, ok := e.sessions[seid]
+	if !ok {
+		return fmt.Errorf("add rule %d: session %#x: %w", r.ID, seid, ErrNotFound)
+	}
+	s := cloneSession(old.spec)
+	s.Rules = slices.DeleteFunc(s.Rules, func(x Rule) bool { return x.ID == r.ID })
+	s.Rules = append(s.Rules, r)
+	_, err := e.install(cloneSession(s))
+	return err
+}
+
+// RemoveRule removes a rule from an installed session and returns its
+// final usage.
+func (e *Enforcer) RemoveRule(seid uint64, ruleID uint32) (Counter, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	old, ok := e.sessions[seid]
+	if !ok {
+		return Counter{}, fmt.Errorf("remove rule %d: session %#x: %w", ruleID, seid, ErrNotFound)
+	}
+	s := cloneSession(old.spec)
+	n := len(s.Rules)
+	s.Rules = slices.DeleteFunc(s.Rules, func(x Rule) bool { return x.ID == ruleID })
+	if len(s.Rules) == n {
+		return Counter{}, fmt.Errorf("remove rule %d of session %#x: %w", ruleID, seid, ErrNotFound)
+	}
+	removed, err := e.install(s)
+	return removed[ruleID], err
+}
+
+// install applies s under e.mu and returns the final usage of rules it removed.
+func (e *Enforcer) install(s Session) (map[uint32]Counter, error) {
+	if err := validateSession(&s, e.cfg.N3v4.IsValid(), e.cfg.N3v6.IsValid()); err != nil {
+		return nil, err
+	}
+	if err := e.checkOwnership(&s); err != nil {
+		return nil, err
+	}
+	old := e.sessions[s.SEID]
+	tx := &txn{}
+	ns, err := e.prepare(tx, old, &s)
+	if err == nil {
+		err = e.apply(tx, old, ns)
+	}
+	if err != nil {
+		if rbErr := tx.rollback(); rbErr != nil {
+			err = fmt.Errorf("%w (and rolling back: %v)", err, rbErr)
+		}
+		return nil, fmt.Errorf("install session %#x: %w", s.SEID, err)
+	}
+	return e.commit(old, ns), nil
+}
+
+// checkOwnership refuses TEIDs and UE addresses held by another session.
+func (e *Enforcer) checkOwnership(s *Session) error {
+	for _, t := range s.TEIDs {
+		if o, ok := e.teids[t]; ok && o != s.SEID {
+			return fmt.Errorf("session %#x: TEID %#x belongs to session %#x: %w", s.SEID, t, o, ErrConflict)
+		}
+	}
+	if s.UEv4.IsValid() {
+		if o, ok := e.ue4[s.UEv4]; ok && o != s.SEID {
+			return fmt.Errorf("session %#x: UE address %s belongs to session %#x: %w", s.SEID, s.UEv4, o, ErrConflict)
+		}
+	}
+	if s.UEv6.IsValid() {
+		for p, o := range e.ue6 {
+			if o != s.SEID && p.Overlaps(s.UEv6) {
+				return fmt.Errorf("session %#x: UE prefix %s overlaps %s of session %#x: %w", s.SEID, s.UEv6, p, o, ErrConflict)
+			}
+		}
+	}
+	return nil
+}
+
+// prepare allocates indices and compiles the rule table of the new state.
+func (e *Enforcer) prepare(tx *txn, old *session, s *Session) (*session, error) {
+	ns := &session{spec: *s, ruleIDs: map[uint32]uint32{}, qers: map[qerRef]qerSlot{}}
+	if old != nil {
+		ns.sid = old.sid
+	} else {
+		sid, ok := e.sids.alloc()
+		if !ok {
+			return nil, fmt.Errorf("sessions: %w (%d installed)", ErrFull, e.cfg.MaxSessions)
+		}
+		tx.onUndo(func() error { e.sids.release(sid); return nil })
+		ns.sid = sid
+	}
+	for _, r := range s.Rules {
+		if old != nil {
+			if id, ok := old.ruleIDs[r.ID]; ok {
+				ns.ruleIDs[r.ID] = id
+				continue
+			}
+		}
+		id, ok := e.ruleIDs.alloc()
+		if !ok {
+			return nil, fmt.Errorf("PINE rules: %w (%d installed)", ErrFull, e.cfg.MaxRules)
+		}
+		tx.onUndo(func() error { e.ruleIDs.release(id); return nil })
+		ns.ruleIDs[r.ID] = id
+	}
+	used := map[qerRef]bool{}
+	for _, r := range s.Rules {
+		for _, q := range r.QERs {
+			used[qerRef{q, r.Direction}] = true
+		}
+	}
+	for i := range s.QERs {
+		q := &s.QERs[i]
+		for _, dir := range []Direction{Uplink, Downlink} {
+			ref := qerRef{q.ID, dir}
+			if !used[ref] {
+				continue
+			}
+			val := qerValue(q, dir)
+			if old != nil {
+				if slot, ok := old.qers[ref]; ok && slot.val == val {
+					ns.qers[ref] = slot
+					continue
+				}
+			}
+			// A changed QER gets a new index: the old rule set keeps its
+			// own until the switch, and a failure has nothing to restore.
+			idx, ok := e.qerIdx.alloc()
+			if !ok {
+				return nil, fmt.Errorf("QERs: %w (%d in use)", ErrFull, e.cfg.MaxQERs)
+			}
+			tx.onUndo(func() error { e.qerIdx.release(idx); return nil })
+			ns.qers[ref] = qerSlot{idx: idx, val: val}
+		}
+	}
+	c := compileRules(s.Rules, ns)
+	ns.entries, ns.levels = c.entries, c.levels
+	return ns, nil
+}
+
+// apply writes the new state to the maps, recording how to undo each step.
+func (e *Enforcer) apply(tx *txn, old, ns *session) error {
+	if err := e.writeQERs(tx, old, ns); err != nil {
+		return err
+	}
+	if err := e.zeroNewCounters(old, ns); err != nil {
+		return err
+	}
+	switch {
+	case old == nil:
+		return e.applyNew(tx, ns)
+	case inPlace(old, ns):
+		ns.gen = old.gen
+		return e.applyInPlace(tx, old, ns)
+	default:
+		ns.gen = old.gen ^ 1
+		return e.applyFlip(tx, old, ns)
+	}
+}
+
+// inPlace reports whether the change only adds and removes entries: then
+// it is applied within the live generation (inserts most specific first,
+// deletes most general first), which keeps each packet's verdict either
+// old or new. When an entry's winner changes, a new generation is written
+// and switched to at once.
+func inPlace(old, ns *session) bool {
+	for k, v := range ns.entries {
+		if ov, ok := old.entries[k]; ok && ov != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *Enforcer) writeQERs(tx *txn, old, ns *session) error {
+	for ref, slot := range ns.qers {
+		if old != nil && old.qers[ref].idx == slot.idx {
+			continue
+		}
+		if err := e.objs.Qers.Update(slot.idx, slot.val, ebpf.UpdateAny); err != nil {
+			return mapErr("write", "qers", err)
+		}
+	}
+	return nil
+}
+
+func (e *Enforcer) zeroNewCounters(old, ns *session) error {
+	zero := make([]bpf.PineCounter, ebpf.MustPossibleCPU())
+	for id, idx := range ns.ruleIDs {
+		if old != nil {
+			if _, ok := old.ruleIDs[id]; ok {
+				continue
+			}
+		}
+		if err := e.objs.RuleStats.Update(idx, zero, ebpf.UpdateAny); err != nil {
+			return mapErr("reset", "rule_stats", err)
+		}
+	}
+	if old == nil {
+		if err := e.objs.SessionStats.Update(ns.sid, make([]bpf.PineSessStats, ebpf.MustPossibleCPU()), ebpf.UpdateAny); err != nil {
+			return mapErr("reset", "session_stats", err)
+		}
+		if err := e.objs.EventLimits.Update(ns.sid, bpf.PineEvLimit{}, ebpf.UpdateAny); err != nil {
+			return mapErr("reset", "event_limits", err)
+		}
+	}
+	return nil
+}
+
+func (e *Enforcer) insertEntries(tx *txn, sid uint32, gen uint8, keys []entryKey, vals map[entryKey]bpf.PineRule) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	mk := make([]bpf.PineRuleKey, len(keys))
+	mv := make([]bpf.PineRule, len(keys))
+	for i, k := range keys {
+		mk[i], mv[i] = k.mapKey(sid, gen), vals[k]
+	}
+	tx.onUndo(func() error { return deleteKeys(e.objs.Rules, "rules", mk) })
+	if _, err := e.objs.Rules.BatchUpdate(mk, mv, &ebpf.BatchOptions{}); err != nil {
+		return mapErr("insert into", "rules", err)
+	}
+	return nil
+}
+
+func (e *Enforcer) deleteEntries(sid uint32, gen uint8, keys []entryKey) error {
+	mk := make([]bpf.PineRuleKey, len(keys))
+	for i, k := range keys {
+		mk[len(keys)-1-i] = k.mapKey(sid, gen) // most general first
+	}
+	return deleteKeys(e.objs.Rules, "rules", mk)
+}
+
+func (e *Enforcer) writeSession(tx *txn, ns *session, levels [2]uint8, prev *bpf.PineSession) error {
+	v := sessionValue(&ns.spec, ns.gen, levels)
+	if err := e.objs.Sessions.Update(ns.sid, v, ebpf.UpdateAny); err != nil {
+		return mapErr("write", "sessions", err)
+	}
+	tx.onUndo(func() error {
+		if prev == nil {
+			return e.objs.Sessions.Delete(ns.sid)
+		}
+		return e.objs.Sessions.Update(ns.sid, *prev, ebpf.UpdateAny)
+	})
+	return nil
+}
+
+// addresses is what routes packets to a session: TEIDs and UE addresses.
+type addresses struct {
+	teids []uint32
+	ue4   []uint32
+	ue6   []bpf.PineUe6Key
+}
+
+func sessionAddresses(s *Session) addresses {
+	a := addresses{teids: slices.Clone(s.TEIDs)}
+	if s.UEv4.IsValid() {
+		a.ue4 = []uint32{nativeEndianU32(s.UEv4.As4())}
+	}
+	if s.UEv6.IsValid() {
+		a.ue6 = []bpf.PineUe6Key{ue6Key(s.UEv6)}
+	}
+	return a
+}
+
+// minus is what a has and b lacks.
+func (a addresses) minus(b addresses) addresses {
+	return addresses{
+		teids: slices.DeleteFunc(slices.Clone(a.teids), func(t uint32) bool { return slices.Contains(b.teids, t) }),
+		ue4:   slices.DeleteFunc(slices.Clone(a.ue4), func(t uint32) bool { return slices.Contains(b.ue4, t) }),
+		ue6:   slices.DeleteFunc(slices.Clone(a.ue6), func(t bpf.PineUe6Key) bool { return slices.Contains(b.ue6, t) }),
+	}
+}
+
+func (e *Enforcer) insertAddresses(tx *txn, sid uint32, a addresses) error {
+	for _, t := range a.teids {
+		if err := e.objs.Teids.Update(t, sid, ebpf.UpdateNoExist); err != nil {
+			return mapErr("insert into", "teids", err)
+		}
+		tx.onUndo(func() error { return e.objs.Teids.Delete(t) })
+	}
+	for _, u := range a.ue4 {
+		if err := e.objs.UeV4.Update(u, sid, ebpf.UpdateNoExist); err != nil {
+			return mapErr("insert into", "ue_v4", err)
+		}
+		tx.onUndo(func() error { return e.objs.UeV4.Delete(u) })
+	}
+	for _, u := range a.ue6 {
+		if err := e.objs.UeV6.Update(u, sid, ebpf.UpdateNoExist); err != nil {
+			return mapErr("insert into", "ue_v6", err)
+		}
+		tx.onUndo(func() error { return e.objs.UeV6.Delete(u) })
+	}
+	return nil
+}
+
+func (e *Enforcer) deleteAddresses(a addresses) error {
+	return errors.Join(
+		deleteKeys(e.objs.Teids, "teids", a.teids),
+		deleteKeys(e.objs.UeV4, "ue_v4", a.ue4),
+		deleteKeys(e.objs.UeV6, "ue_v6", a.ue6),
+	)
+}
+
+// applyNew: rules, then the session, then what routes packets to it.
+func (e *Enforcer) applyNew(tx *txn, ns *session) error {
+	if err := e.insertEntries(tx, ns.sid, ns.gen, sortedKeys(ns.entries), ns.entries); err != nil {
+		return err
+	}
+	if err := e.writeSession(tx, ns, ns.levels, nil); err != nil {
+		return err
+	}
+	return e.insertAddresses(tx, ns.sid, sessionAddresses(&ns.spec))
+}
+
+func (e *Enforcer) applyInPlace(tx *txn, old, ns *session) error {
+	var added, removed []entryKey
+	for _, k := range sortedKeys(ns.entries) {
+		if _, ok := old.entries[k]; !ok {
+			added = append(added, k)
+		}
+	}
+	for _, k := range sortedKeys(old.entries) {
+		if _, ok := ns.entries[k]; !ok {
+			removed = append(removed, k)
+		}
+	}
+	prev := sessionValue(&old.spec, old.gen, old.levels)
+	union := [2]uint8{old.levels[0] | ns.levels[0], old.levels[1] | ns.levels[1]}
+	// The level mask only lets lookups skip levels, so it widens first.
+	if err := e.writeSession(tx, ns, union, &prev); err != nil {
+		return err
+	}
+	if err := e.insertEntries(tx, ns.sid, ns.gen, added, ns.entries); err != nil {
+		return err
+	}
+	oldAddr, newAddr := sessionAddresses(&old.spec), sessionAddresses(&ns.spec)
+	if err := e.insertAddresses(tx, ns.sid, newAddr.minus(oldAddr)); err != nil {
+		return err
+	}
+	// Nothing below fails in practice; past here the change is not undone.
+	tx.undo = nil
+	return errors.Join(
+		e.deleteEntries(ns.sid, ns.gen, removed),
+		e.writeSession(tx, ns, ns.levels, nil),
+		e.deleteAddresses(oldAddr.minus(newAddr)),
+	)
+}
+
+func (e *Enforcer) applyFlip(tx *txn, old, ns *session) error {
+	if err := e.insertEntries(tx, ns.sid, ns.gen, sortedKeys(ns.entries), ns.entries); err != nil {
+		return err
+	}
+	oldAddr, newAddr := sessionAddresses(&old.spec), sessionAddresses(&ns.spec)
+	if err := e.insertAddresses(tx, ns.sid, newAddr.minus(oldAddr)); err != nil {
+		return err
+	}
+	prev := sessionValue(&old.spec, old.gen, old.levels)
+	if err := e.writeSession(tx, ns, ns.levels, &prev); err != nil { // the switch
+		return err
+	}
+	tx.undo = nil
+	return errors.Join(
+		e.deleteAddresses(oldAddr.minus(newAddr)),
+		e.deleteEntries(ns.sid, old.gen, sortedKeys(old.entries)),
+	)
+}
+
+// commit updates the bookkeeping and frees what the old state held alone.
+func (e *Enforcer) commit(old, ns *session) map[uint32]Counter {
+	removed := map[uint32]Counter{}
+	if old != nil {
+		for id, idx := range old.ruleIDs {
+			if _, ok := ns.ruleIDs[id]; !ok {
+				removed[id] = e.ruleUsage(idx)
+				e.ruleIDs.release(idx)
+			}
+		}
+		for ref, slot := range old.qers {
+			if ns.qers[ref].idx != slot.idx {
+				e.qerIdx.release(slot.idx)
+			}
+		}
+		e.forgetAddresses(&old.spec)
+	}
+	e.sessions[ns.spec.SEID] = ns
+	e.bySID[ns.sid] = ns
+	for _, t := range ns.spec.TEIDs {
+		e.teids[t] = ns.spec.SEID
+	}
+	if ns.spec.UEv4.IsValid() {
+		e.ue4[ns.spec.UEv4] = ns.spec.SEID
+	}
+	if ns.spec.UEv6.IsValid() {
+		e.ue6[ns.spec.UEv6] = ns.spec.SEID
+	}
+	return removed
+}
+
+func (e *Enforcer) forgetAddresses(s *Session) {
+	for _, t := range s.TEIDs {
+		delete(e.teids, t)
+	}
+	if s.UEv4.IsValid() {
+		delete(e.ue4, s.UEv4)
+	}
+	if s.UEv6.IsValid() {
+		delete(e.ue6, s.UEv6)
+	}
+}
+
+// SessionReport is a removed session's final usage.
+type SessionReport struct {
+	Usage SessionUsage
+	Rules map[uint32]Counter // by rule ID
+}
+
+// RemoveSession removes a session and all its rules: its traffic is dropped
+// from then on (unknown TEID uplink, not a UE downlink). It returns the
+// session's final usage.
+func (e *Enforcer) RemoveSession(seid uint64) (SessionReport, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s, ok := e.sessions[seid]
+	if !ok {
+		return SessionReport{}, fmt.Errorf("remove session %#x: %w", seid, ErrNotFound)
+	}
+	// First what routes packets to it, so nothing reaches half a session.
+	err := errors.Join(
+		e.deleteAddresses(sessionAddresses(&s.spec)),
+		e.objs.Sessions.Delete(s.sid),
+		e.deleteEntries(s.sid, s.gen, sortedKeys(s.entries)),
+	)
+	rep := SessionReport{Usage: e.sessionUsage(s.sid), Rules: map[uint32]Counter{}}
+	for id, idx := range s.ruleIDs {
+		rep.Rules[id] = e.ruleUsage(idx)
+		e.ruleIDs.release(idx)
+	}
+	for _, slot := range s.qers {
+		e.qerIdx.release(slot.idx)
+	}
+	e.sids.release(s.sid)
+	e.forgetAddresses(&s.spec)
+	delete(e.sessions, seid)
+	delete(e.bySID, s.sid)
+	if err != nil {
+		return rep, fmt.Errorf("remove session %#x: %w", seid, err)
+	}
+	return rep, nil
+}
+
+// Session returns a copy of an installed session.
+func (e *Enforcer) Session(seid uint64) (Session, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s, ok := e.sessions[seid]
+	if !ok {
+		return Session{}, false
+	}
+	return cloneSession(s.spec), true
+}
+
+// SEIDs lists the installed sessions.
+func (e *Enforcer) SEIDs() []uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Sorted(maps.Keys(e.sessions))
+}
+
+// RuleEntries is how many rule table entries a session uses.
+func (e *Enforcer) RuleEntries(seid uint64) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s, ok := e.sessions[seid]; ok {
+		return len(s.entries)
+	}
+	return 0
+}
