@@ -27,7 +27,7 @@ struct gtp_psc_hdr {
 };
 
 volatile const __be32 cfg_n3_v4 = 0; /* outer source for IPv4 encapsulation */
-volatile const __u8 cfg_n3_v6[16] = {}; /* outer source for IPv6 encapsulation */
+volatile const __u32 cfg_n3_v6[4] = {}; /* outer source for IPv6 encapsulation */
 
 /*
  * Outer IPv4/IPv6 + UDP to port 2152 + the 8-byte GTP-U header. Leaves the
@@ -223,7 +223,9 @@ static __always_inline int gtp_encap(struct xdp_md *ctx, struct pkt *p, const st
 		ip6->payload_len = bpf_htons(udp_len);
 		ip6->nexthdr = IPPROTO_UDP;
 		ip6->hop_limit = OUTER_TTL;
-		__builtin_memcpy(&ip6->saddr, (const void *)cfg_n3_v6, 16);
+#pragma unroll
+		for (int i = 0; i < 4; i++) /* word by word: a volatile const must be read */
+			ip6->saddr.in6_u.u6_addr32[i] = cfg_n3_v6[i];
 		__builtin_memcpy(&ip6->daddr, r->peer, 16);
 		udp = (void *)(ip6 + 1);
 	} else {

@@ -43,8 +43,9 @@ struct go_types {
 };
 const struct go_types *unused_go_types __attribute__((unused));
 
-/* F2's downlink tunnel, since F2 has no rule to take it from. */
-volatile const struct rule cfg_floor_rule = {};
+/* F2's downlink tunnel, since F2 has no rule to take it from. In .data,
+ * not .rodata: a const struct would be folded by the compiler. */
+struct rule floor_rule = { .action = ACT_FORWARD };
 
 /* After a verdict on a known session: count it, tell the control plane. */
 static __always_inline int session_finish(__u32 sid, const struct pkt *p, __u32 dir, int reason)
@@ -157,7 +158,7 @@ static __always_inline int process_n6(struct xdp_md *ctx, const enum mode mode)
 	struct cursor c = { .pos = data, .end = (void *)(long)ctx->data_end };
 	struct pkt p = {};
 	struct session *s = 0;
-	const struct rule *r = (const struct rule *)&cfg_floor_rule;
+	const struct rule *r = &floor_rule;
 	__u32 sid = 0, *sidp;
 	__be16 eth_proto;
 	__u8 *v;

@@ -200,9 +200,9 @@ const (
 	PineProgXdpPass           = "xdp_pass"
 	PineVarCfgEventsPerSec    = "cfg_events_per_sec"
 	PineVarCfgFibFallbackPass = "cfg_fib_fallback_pass"
-	PineVarCfgFloorRule       = "cfg_floor_rule"
 	PineVarCfgN3V4            = "cfg_n3_v4"
 	PineVarCfgN3V6            = "cfg_n3_v6"
+	PineVarFloorRule          = "floor_rule"
 	PineVarUnusedGoTypes      = "unused_go_types"
 )
 
@@ -282,9 +282,9 @@ type PineMapSpecs struct {
 type PineVariableSpecs struct {
 	CfgEventsPerSec    *ebpf.VariableSpec `ebpf:"cfg_events_per_sec"`
 	CfgFibFallbackPass *ebpf.VariableSpec `ebpf:"cfg_fib_fallback_pass"`
-	CfgFloorRule       *ebpf.VariableSpec `ebpf:"cfg_floor_rule"`
 	CfgN3V4            *ebpf.VariableSpec `ebpf:"cfg_n3_v4"`
 	CfgN3V6            *ebpf.VariableSpec `ebpf:"cfg_n3_v6"`
+	FloorRule          *ebpf.VariableSpec `ebpf:"floor_rule"`
 	UnusedGoTypes      *ebpf.VariableSpec `ebpf:"unused_go_types"`
 }
 
@@ -347,9 +347,9 @@ func (m *PineMaps) Close() error {
 type PineVariables struct {
 	CfgEventsPerSec    *ebpf.Variable `ebpf:"cfg_events_per_sec"`
 	CfgFibFallbackPass *ebpf.Variable `ebpf:"cfg_fib_fallback_pass"`
-	CfgFloorRule       *ebpf.Variable `ebpf:"cfg_floor_rule"`
 	CfgN3V4            *ebpf.Variable `ebpf:"cfg_n3_v4"`
 	CfgN3V6            *ebpf.Variable `ebpf:"cfg_n3_v6"`
+	FloorRule          *ebpf.Variable `ebpf:"floor_rule"`
 	UnusedGoTypes      *ebpf.Variable `ebpf:"unused_go_types"`
 }
 

@@ -196,9 +196,12 @@ func setVariables(spec *ebpf.CollectionSpec, cfg *Config) error {
 		b := cfg.N3v4.As4()
 		n3v4 = nativeEndianU32(b)
 	}
-	var n3v6 [16]byte
+	var n3v6 [4]uint32 // network byte order, word by word
 	if cfg.N3v6.IsValid() {
-		n3v6 = cfg.N3v6.As16()
+		b := cfg.N3v6.As16()
+		for i := range n3v6 {
+			n3v6[i] = nativeEndianU32([4]byte(b[4*i : 4*i+4]))
+		}
 	}
 	fallback := uint8(1)
 	if cfg.NoFIBFallback {

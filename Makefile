@@ -1,0 +1,38 @@
+# pine-upf — build, test and benchmark. Tests and benchmarks load BPF
+# programs and create network namespaces: run them as root.
+
+GO        ?= go
+PKGS      := ./...
+DIFF_PACKETS ?= 100000
+FUZZTIME  ?= 20s
+BENCHTIME ?= 20000x
+
+.PHONY: all generate build test fuzz bench vet clean
+
+all: build
+
+# BPF objects and their Go bindings: clang 14 and the flags in bpf/gen.go.
+generate:
+	$(GO) generate ./bpf
+
+build:
+	$(GO) build $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+# Every test, privileged ones included (as root), with a differential run
+# of DIFF_PACKETS random packets through the programs and the model.
+test: vet
+	$(GO) test -count=1 -timeout 30m $(PKGS) -args -diff.packets=$(DIFF_PACKETS)
+
+# Fuzz the datapath against the reference model.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDatapath -fuzztime $(FUZZTIME) ./enforcer
+
+# Datapath cost against the floor programs, as a table.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./bench
+
+clean:
+	rm -rf bin
