@@ -3,6 +3,7 @@ package enforcer
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -120,4 +121,23 @@ func (e *Enforcer) Detach(iface string) error {
 	}
 	delete(e.links, iface)
 	return errors.Join(l.Unpin(), l.Close())
+}
+
+// AttachProgram attaches any datapath program to an interface, unpinned,
+// for benchmarks: a program attached to a device is called directly by the
+// XDP dispatcher, as in production, which BPF_PROG_TEST_RUN then measures.
+func (e *Enforcer) AttachProgram(p Program, iface string, mode XDPMode) (io.Closer, error) {
+	prog, err := e.prog(p)
+	if err != nil {
+		return nil, err
+	}
+	ifc, err := net.InterfaceByName(iface)
+	if err != nil {
+		return nil, fmt.Errorf("attach program %d: %w", p, err)
+	}
+	l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index, Flags: mode.flags()})
+	if err != nil {
+		return nil, fmt.Errorf("attach program %d to %s: %w", p, iface, err)
+	}
+	return l, nil
 }

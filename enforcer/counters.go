@@ -269,3 +269,41 @@ func (e *Enforcer) TimeRun(p Program, frame []byte, repeat int) (XDPAction, floa
 	}
 	return XDPAction(ret), float64(d.Nanoseconds()), nil
 }
+
+// MapMemory is the kernel memory (memlock) of each map, by name.
+func (e *Enforcer) MapMemory() (map[string]uint64, error) {
+	maps := map[string]*ebpf.Map{
+		"sessions": e.objs.Sessions, "teids": e.objs.Teids, "ue_v4": e.objs.UeV4,
+		"ue_v6": e.objs.UeV6, "rules": e.objs.Rules, "rule_stats": e.objs.RuleStats,
+		"qers": e.objs.Qers, "session_stats": e.objs.SessionStats, "stats": e.objs.Stats,
+		"event_stats": e.objs.EventStats, "event_limits": e.objs.EventLimits,
+		"events": e.objs.Events, "scratch": e.objs.Scratch,
+	}
+	out := map[string]uint64{}
+	for name, m := range maps {
+		info, err := m.Info()
+		if err != nil {
+			return nil, fmt.Errorf("map %s info: %w", name, err)
+		}
+		if n, ok := info.Memlock(); ok {
+			out[name] = n
+		}
+	}
+	return out, nil
+}
+
+// SetFloorTunnel sets where the F2 downlink floor program encapsulates to:
+// it has no rule to take a tunnel from.
+func (e *Enforcer) SetFloorTunnel(t Tunnel) error {
+	r := Rule{Direction: Downlink, Action: Forward, Tunnel: t}
+	v := datapathRule(&r, noRefs{})
+	if err := e.objs.FloorRule.Set(v); err != nil {
+		return fmt.Errorf("set floor tunnel: %w", err)
+	}
+	return nil
+}
+
+type noRefs struct{}
+
+func (noRefs) ruleID(uint32) uint32              { return 0 }
+func (noRefs) qerIndex(uint32, Direction) uint32 { return 0 }
