@@ -398,7 +398,6 @@ func ipv(a netip.Addr) string {
 	return "IPv6"
 }
 
-
 // check runs one case and compares verdict, reason counter and bytes.
 func (g *goldenEnv) check(t *testing.T, c goldenCase) {
 	t.Helper()
