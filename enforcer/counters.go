@@ -74,35 +74,51 @@ func (e *Enforcer) SessionUsage(seid uint64) (SessionUsage, error) {
 	return e.sessionUsage(s.sid), nil
 }
 
-// Stats reads the datapath's counters, summed over CPUs.
+// Stats reads the datapath's counters, summed over CPUs, in two batch
+// lookups: cheap enough to call per scrape, or per packet in tests.
 func (e *Enforcer) Stats() (Stats, error) {
 	var st Stats
+	ncpu := ebpf.MustPossibleCPU()
+	n := 2 * NumReasons
+	keys := make([]uint32, n)
+	vals := make([]bpf.PineCounter, n*ncpu)
+	var cursor ebpf.MapBatchCursor
+	got, err := e.objs.Stats.BatchLookup(&cursor, keys, vals, nil)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return st, fmt.Errorf("read stats: %w", err)
+	}
 	for d := range 2 {
 		st.Packets[d] = make([]Counter, NumReasons)
-		for r := range NumReasons {
-			var vals []bpf.PineCounter
-			if err := e.objs.Stats.Lookup(uint32(d*NumReasons+r), &vals); err != nil {
-				return st, fmt.Errorf("read stats: %w", err)
-			}
-			st.Packets[d][r] = sumCounters(vals)
-		}
 	}
-	read := func(i bpf.PineEventStat) (uint64, error) {
-		var vals []uint64
-		if err := e.objs.EventStats.Lookup(uint32(i), &vals); err != nil {
-			return 0, fmt.Errorf("read event stats: %w", err)
-		}
-		var n uint64
-		for _, v := range vals {
+	for i := range got {
+		k := int(keys[i])
+		st.Packets[k/NumReasons][k%NumReasons] = sumCounters(vals[i*ncpu : (i+1)*ncpu])
+	}
+
+	evKeys := make([]uint32, int(bpf.PineEventStatEV_MAX))
+	evVals := make([]uint64, len(evKeys)*ncpu)
+	var evCursor ebpf.MapBatchCursor
+	got, err = e.objs.EventStats.BatchLookup(&evCursor, evKeys, evVals, nil)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return st, fmt.Errorf("read event stats: %w", err)
+	}
+	sum := func(i int) (n uint64) {
+		for _, v := range evVals[i*ncpu : (i+1)*ncpu] {
 			n += v
 		}
-		return n, nil
+		return n
 	}
-	var err1, err2, err3 error
-	st.Events.Sent, err1 = read(bpf.PineEventStatEV_SENT)
-	st.Events.Suppressed, err2 = read(bpf.PineEventStatEV_SUPPRESSED)
-	st.Events.Lost, err3 = read(bpf.PineEventStatEV_LOST)
-	return st, errors.Join(err1, err2, err3)
+	for i := range got {
+		switch bpf.PineEventStat(evKeys[i]) {
+		case bpf.PineEventStatEV_SENT:
+			st.Events.Sent = sum(i)
+		case bpf.PineEventStatEV_SUPPRESSED:
+			st.Events.Suppressed = sum(i)
+		case bpf.PineEventStatEV_LOST:
+			st.Events.Lost = sum(i)
+		}
+	}
+	return st, nil
 }
 
 // Usage summarises what the maps hold against their capacity.
