@@ -1,13 +1,16 @@
 module github.com/pine-upf/pine-upf
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/cilium/ebpf v0.22.0 // indirect
 	github.com/gopacket/gopacket v1.7.7 // indirect
+	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/vishvananda/netlink v1.3.1 // indirect
 	github.com/vishvananda/netns v0.0.5 // indirect
-	golang.org/x/sys v0.45.0 // indirect
+	github.com/wmnsk/go-gtp v0.8.12 // indirect
+	github.com/wmnsk/go-pfcp v0.0.24 // indirect
+	golang.org/x/sys v0.48.0 // indirect
 )
 
 tool github.com/cilium/ebpf/cmd/bpf2go
