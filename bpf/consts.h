@@ -76,6 +76,9 @@ enum level {
 	L_MAX,
 };
 
+/* rule_key.meta: generation, direction and level in one byte. */
+#define RULE_META(gen, dir, level) (((gen) << 7) | ((dir) << 6) | (level))
+
 enum flags {
 	SESS_F_V4 = 0x01,
 	SESS_F_V6 = 0x02,

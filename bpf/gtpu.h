@@ -202,7 +202,10 @@ static __always_inline int gtp_encap(struct xdp_md *ctx, struct pkt *p, const st
 	__u8 macs[12];
 	struct udphdr *udp;
 	struct gtp_psc_hdr *g;
+	struct peer *peer = bpf_map_lookup_elem(&peers, &r->peer);
 
+	if (!peer) /* the enforcer never names a missing peer */
+		return R_DROP_NO_ROUTE;
 	if ((void *)(eth + 1) > end)
 		return R_DROP_MALFORMED;
 	__builtin_memcpy(macs, eth, 12);
@@ -226,7 +229,7 @@ static __always_inline int gtp_encap(struct xdp_md *ctx, struct pkt *p, const st
 #pragma unroll
 		for (int i = 0; i < 4; i++) /* word by word: a volatile const must be read */
 			ip6->saddr.in6_u.u6_addr32[i] = cfg_n3_v6[i];
-		__builtin_memcpy(&ip6->daddr, r->peer, 16);
+		__builtin_memcpy(&ip6->daddr, peer->addr, 16);
 		udp = (void *)(ip6 + 1);
 	} else {
 		struct iphdr *ip = (void *)(eth + 1);
@@ -242,7 +245,7 @@ static __always_inline int gtp_encap(struct xdp_md *ctx, struct pkt *p, const st
 		ip->protocol = IPPROTO_UDP;
 		ip->check = 0;
 		ip->saddr = cfg_n3_v4;
-		__builtin_memcpy(&ip->daddr, r->peer + 12, 4);
+		__builtin_memcpy(&ip->daddr, peer->addr + 12, 4);
 		ip->check = ipv4_csum(ip);
 		udp = (void *)(ip + 1);
 	}

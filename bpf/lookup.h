@@ -49,10 +49,9 @@ static __always_inline struct rule *rule_lookup(__u32 sid, const struct session 
 						const struct pkt *p, const __u8 *addr, __u16 port)
 {
 	__u8 levels = s->levels[dir & 1];
+	__u8 gen = s->gen & 1;
 	struct rule_key k = {
 		.sid = sid,
-		.gen = s->gen,
-		.dir = dir,
 		.proto = p->proto,
 	};
 	struct rule *r;
@@ -63,7 +62,7 @@ static __always_inline struct rule *rule_lookup(__u32 sid, const struct session 
 		for (int l = L_PORT; l <= L_PORT4096; l++) {
 			if (!(levels & (1 << l)))
 				continue;
-			k.level = l;
+			k.meta = RULE_META(gen, dir, l);
 			k.port = port & (__u16)(0xffff << (4 * l));
 			r = bpf_map_lookup_elem(&rules, &k);
 			if (r)
@@ -72,20 +71,20 @@ static __always_inline struct rule *rule_lookup(__u32 sid, const struct session 
 	}
 	k.port = 0;
 	if (levels & (1 << L_PROTO)) {
-		k.level = L_PROTO;
+		k.meta = RULE_META(gen, dir, L_PROTO);
 		r = bpf_map_lookup_elem(&rules, &k);
 		if (r)
 			return r;
 	}
 	k.proto = 0;
 	if (levels & (1 << L_ADDR)) {
-		k.level = L_ADDR;
+		k.meta = RULE_META(gen, dir, L_ADDR);
 		r = bpf_map_lookup_elem(&rules, &k);
 		if (r)
 			return r;
 	}
 	if (levels & (1 << L_SESSION)) {
-		k.level = L_SESSION;
+		k.meta = RULE_META(gen, dir, L_SESSION);
 		__builtin_memset(k.addr, 0, 16);
 		return bpf_map_lookup_elem(&rules, &k);
 	}

@@ -6,11 +6,14 @@
 #include "consts.h"
 #include "structs.h"
 
-/* Session by sid. No prealloc: an update swaps the element under RCU, so a
- * reader sees the old or the new session whole (the generation flip). */
+/*
+ * Session by sid; flags 0 marks a free slot. Written in place, so the
+ * enforcer changes one field group per update (level masks widen, then the
+ * generation byte flips, then the masks narrow): a reader racing a write
+ * sees each byte old or new, and every mix of them is safe.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct session);
 	__uint(max_entries, 100000);
@@ -41,21 +44,38 @@ struct {
 	__uint(max_entries, 100000);
 } ue_v6 SEC(".maps");
 
-/* PINE rule entries: (session, generation, dir, level, key) -> winner. */
+/* PINE rule entries: (session, generation, dir, level, key) -> winner.
+ * No prealloc: elements come from slab memory, which the kernel maps with
+ * huge pages; a preallocated table is vmalloc'ed in 4 KiB pages and costs
+ * a TLB miss per random lookup at a million rules. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct rule_key);
 	__type(value, struct rule);
 	__uint(max_entries, 1000000);
 } rules SEC(".maps");
 
-/* Usage per PINE rule, by rule_id. */
+/*
+ * Usage per PINE rule, by cpu * cfg_max_rules + rule_id: per-CPU counters
+ * laid out by hand. A PERCPU_ARRAY costs a pointer per rule and a second
+ * memory access per packet; CPU-major order keeps CPUs off each other's
+ * cache lines. Sized MaxRules * possible CPUs by the enforcer.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct counter);
-	__uint(max_entries, 1000000);
+	__uint(max_entries, 2000000);
 } rule_stats SEC(".maps");
+
+/* Tunnel peer addresses, by index; index 0 is never used. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct peer);
+	__uint(max_entries, 4096);
+} peers SEC(".maps");
 
 /* QoS enforcement rules, by index; index 0 is never used. */
 struct {
@@ -89,9 +109,9 @@ struct {
 	__uint(max_entries, EV_MAX);
 } event_stats SEC(".maps");
 
-/* Per-session deny-event budget, by sid. */
+/* Per-session deny-event budget, by sid, per CPU. */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
 	__type(value, struct ev_limit);
 	__uint(max_entries, 100000);

@@ -89,7 +89,8 @@ static __always_inline int process_n3(struct xdp_md *ctx, const enum mode mode)
 		}
 		sid = *sidp;
 		s = bpf_map_lookup_elem(&sessions, &sid);
-		if (!s) {
+		if (!s || !s->flags) { /* removed meanwhile */
+			s = 0;
 			ret = R_DROP_UNKNOWN_TEID;
 			goto out;
 		}
@@ -137,12 +138,8 @@ static __always_inline int process_n3(struct xdp_md *ctx, const enum mode mode)
 	if (ret != CONTINUE)
 		goto done;
 	ret = fib_forward(ctx, p.inner_v6, 1);
-	if (mode == MODE_ENFORCE && ret == R_FORWARD) {
-		struct counter *rc = bpf_map_lookup_elem(&rule_stats, &r->rule_id);
-
-		if (rc)
-			counter_add(rc, p.inner_len);
-	}
+	if (mode == MODE_ENFORCE && ret == R_FORWARD)
+		rule_count(r->rule_id, p.inner_len);
 done:
 	if (mode == MODE_ENFORCE && s)
 		return session_finish(sid, &p, DIR_UL, ret);
@@ -197,7 +194,8 @@ static __always_inline int process_n6(struct xdp_md *ctx, const enum mode mode)
 		}
 		sid = *sidp;
 		s = bpf_map_lookup_elem(&sessions, &sid);
-		if (!s) {
+		if (!s || !s->flags) { /* removed meanwhile */
+			s = 0;
 			ret = R_PASS_OTHER;
 			goto out;
 		}
@@ -229,12 +227,8 @@ static __always_inline int process_n6(struct xdp_md *ctx, const enum mode mode)
 	if (ret != CONTINUE)
 		goto done;
 	ret = fib_forward(ctx, r->flags & RULE_F_OUTER_V6, 0);
-	if (mode == MODE_ENFORCE && ret == R_FORWARD) {
-		struct counter *rc = bpf_map_lookup_elem(&rule_stats, &r->rule_id);
-
-		if (rc)
-			counter_add(rc, p.inner_len);
-	}
+	if (mode == MODE_ENFORCE && ret == R_FORWARD)
+		rule_count(r->rule_id, p.inner_len);
 done:
 	if (mode == MODE_ENFORCE && s)
 		return session_finish(sid, &p, DIR_DL, ret);

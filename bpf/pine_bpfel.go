@@ -49,13 +49,10 @@ const (
 )
 
 type PineEvLimit struct {
-	_    structs.HostLayout
-	Lock struct {
-		_   structs.HostLayout
-		Val uint32
-	}
-	Count  uint32
+	_      structs.HostLayout
 	Window uint64
+	Count  uint32
+	Pad    uint32
 }
 
 type PineEventStat uint32
@@ -88,6 +85,11 @@ const (
 	PineLevelL_SESSION  PineLevel = 6
 	PineLevelL_MAX      PineLevel = 7
 )
+
+type PinePeer struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+}
 
 type PineQer struct {
 	_    structs.HostLayout
@@ -126,25 +128,22 @@ const (
 type PineRule struct {
 	_      structs.HostLayout
 	RuleId uint32
+	Qer    [2]uint32
+	Teid   uint32
+	Peer   uint32
 	Action uint8
 	Flags  uint8
 	Qfi    uint8
 	Pad    uint8
-	Qer    [2]uint32
-	Teid   uint32
-	Peer   [16]uint8
 }
 
 type PineRuleKey struct {
 	_     structs.HostLayout
 	Sid   uint32
-	Gen   uint8
-	Dir   uint8
-	Level uint8
-	Proto uint8
 	Addr  [16]uint8
 	Port  uint16
-	Pad   uint16
+	Proto uint8
+	Meta  uint8
 }
 
 type PineScratch struct {
@@ -181,6 +180,7 @@ const (
 	PineMapEventLimits        = "event_limits"
 	PineMapEventStats         = "event_stats"
 	PineMapEvents             = "events"
+	PineMapPeers              = "peers"
 	PineMapQers               = "qers"
 	PineMapRuleStats          = "rule_stats"
 	PineMapRules              = "rules"
@@ -200,6 +200,7 @@ const (
 	PineProgXdpPass           = "xdp_pass"
 	PineVarCfgEventsPerSec    = "cfg_events_per_sec"
 	PineVarCfgFibFallbackPass = "cfg_fib_fallback_pass"
+	PineVarCfgMaxRules        = "cfg_max_rules"
 	PineVarCfgN3V4            = "cfg_n3_v4"
 	PineVarCfgN3V6            = "cfg_n3_v6"
 	PineVarFloorRule          = "floor_rule"
@@ -264,6 +265,7 @@ type PineMapSpecs struct {
 	EventLimits  *ebpf.MapSpec `ebpf:"event_limits"`
 	EventStats   *ebpf.MapSpec `ebpf:"event_stats"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	Peers        *ebpf.MapSpec `ebpf:"peers"`
 	Qers         *ebpf.MapSpec `ebpf:"qers"`
 	RuleStats    *ebpf.MapSpec `ebpf:"rule_stats"`
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
@@ -282,6 +284,7 @@ type PineMapSpecs struct {
 type PineVariableSpecs struct {
 	CfgEventsPerSec    *ebpf.VariableSpec `ebpf:"cfg_events_per_sec"`
 	CfgFibFallbackPass *ebpf.VariableSpec `ebpf:"cfg_fib_fallback_pass"`
+	CfgMaxRules        *ebpf.VariableSpec `ebpf:"cfg_max_rules"`
 	CfgN3V4            *ebpf.VariableSpec `ebpf:"cfg_n3_v4"`
 	CfgN3V6            *ebpf.VariableSpec `ebpf:"cfg_n3_v6"`
 	FloorRule          *ebpf.VariableSpec `ebpf:"floor_rule"`
@@ -311,6 +314,7 @@ type PineMaps struct {
 	EventLimits  *ebpf.Map `ebpf:"event_limits"`
 	EventStats   *ebpf.Map `ebpf:"event_stats"`
 	Events       *ebpf.Map `ebpf:"events"`
+	Peers        *ebpf.Map `ebpf:"peers"`
 	Qers         *ebpf.Map `ebpf:"qers"`
 	RuleStats    *ebpf.Map `ebpf:"rule_stats"`
 	Rules        *ebpf.Map `ebpf:"rules"`
@@ -328,6 +332,7 @@ func (m *PineMaps) Close() error {
 		m.EventLimits,
 		m.EventStats,
 		m.Events,
+		m.Peers,
 		m.Qers,
 		m.RuleStats,
 		m.Rules,
@@ -347,6 +352,7 @@ func (m *PineMaps) Close() error {
 type PineVariables struct {
 	CfgEventsPerSec    *ebpf.Variable `ebpf:"cfg_events_per_sec"`
 	CfgFibFallbackPass *ebpf.Variable `ebpf:"cfg_fib_fallback_pass"`
+	CfgMaxRules        *ebpf.Variable `ebpf:"cfg_max_rules"`
 	CfgN3V4            *ebpf.Variable `ebpf:"cfg_n3_v4"`
 	CfgN3V6            *ebpf.Variable `ebpf:"cfg_n3_v6"`
 	FloorRule          *ebpf.Variable `ebpf:"floor_rule"`

@@ -7,6 +7,7 @@
 #include "maps.h"
 
 volatile const __u32 cfg_events_per_sec = 16; /* deny events per session per second */
+volatile const __u32 cfg_max_rules = 1000000;  /* rule_stats stride between CPUs */
 
 static __always_inline void counter_add(struct counter *c, __u64 bytes)
 {
@@ -34,6 +35,16 @@ static __always_inline int finish(const struct pkt *p, __u32 dir, int reason)
 	return reason_action(reason);
 }
 
+/* A forwarded packet's usage, on this CPU's counter of the rule. */
+static __always_inline void rule_count(__u32 rule_id, __u32 bytes)
+{
+	__u32 key = bpf_get_smp_processor_id() * cfg_max_rules + rule_id;
+	struct counter *c = bpf_map_lookup_elem(&rule_stats, &key);
+
+	if (c)
+		counter_add(c, bytes);
+}
+
 static __always_inline void session_count(__u32 sid, __u32 dir, int reason, __u32 bytes)
 {
 	struct sess_stats *s = bpf_map_lookup_elem(&session_stats, &sid);
@@ -55,31 +66,27 @@ static __always_inline void event_count(__u32 which)
 }
 
 /* An unauthorized PINE was dropped: tell the control plane, at most
- * cfg_events_per_sec times per session and second. */
+ * cfg_events_per_sec times per session, CPU and second. The coarse clock is
+ * cheap and a second's window needs no better. */
 static __always_inline void deny_event(__u32 sid, const struct pkt *p, __u32 dir, int reason,
 				       const __u8 *addr, __u16 port)
 {
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns();
 	__u64 window = now / NSEC_PER_SEC;
 	struct ev_limit *l = bpf_map_lookup_elem(&event_limits, &sid);
 	struct deny_event *e;
-	int ok;
 
 	if (!l)
 		return;
-	bpf_spin_lock(&l->lock);
 	if (l->window != window) {
 		l->window = window;
 		l->count = 0;
 	}
-	ok = l->count < cfg_events_per_sec;
-	if (ok)
-		l->count++;
-	bpf_spin_unlock(&l->lock);
-	if (!ok) {
+	if (l->count >= cfg_events_per_sec) {
 		event_count(EV_SUPPRESSED);
 		return;
 	}
+	l->count++;
 
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {

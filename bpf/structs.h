@@ -20,27 +20,30 @@ struct ue6_key {
 	__u8 addr[16];
 };
 
+/* 24 bytes, as is the value: a rule table entry then takes 96 bytes. */
 struct rule_key {
 	__u32 sid;
-	__u8 gen;
-	__u8 dir;
-	__u8 level;
-	__u8 proto;  /* 0 at L_ADDR and L_SESSION */
 	__u8 addr[16]; /* zero at L_SESSION */
-	__u16 port;  /* host order, masked to the level's block; 0 above L_PORT4096 */
-	__u16 pad;
+	__u16 port;    /* host order, masked to the level's block; 0 above L_PORT4096 */
+	__u8 proto;    /* 0 at L_ADDR and L_SESSION */
+	__u8 meta;     /* RULE_META(gen, dir, level) */
 };
 
 /* The compiled winner for a key: what the datapath applies. */
 struct rule {
-	__u32 rule_id;  /* index into rule_stats */
-	__u8 action;    /* enum action */
-	__u8 flags;     /* RULE_F_* */
-	__u8 qfi;       /* DL: QFI in the PDU Session Container */
+	__u32 rule_id; /* index into rule_stats */
+	__u32 qer[2];  /* QER indices, 0 = none */
+	__u32 teid;    /* DL: peer (gNB) TEID */
+	__u32 peer;    /* DL: index into peers */
+	__u8 action;   /* enum action */
+	__u8 flags;    /* RULE_F_* */
+	__u8 qfi;      /* DL: QFI in the PDU Session Container */
 	__u8 pad;
-	__u32 qer[2];   /* QER indices, 0 = none */
-	__u32 teid;     /* DL: peer (gNB) TEID */
-	__u8 peer[16];  /* DL: peer address */
+};
+
+/* A tunnel peer (gNB) address: few of them, shared by many rules. */
+struct peer {
+	__u8 addr[16];
 };
 
 /* Token bucket in byte-nanoseconds, so refill needs no division. */
@@ -64,10 +67,12 @@ struct sess_stats {
 	struct counter drop[2]; /* per dir, inner IP bytes */
 };
 
+/* Per CPU: no lock on the deny path; a session gets at most
+ * cfg_events_per_sec events per CPU and second. */
 struct ev_limit {
-	struct bpf_spin_lock lock;
+	__u64 window; /* second of the current window (coarse clock) */
 	__u32 count;
-	__u64 window; /* second of the current window */
+	__u32 pad;
 };
 
 struct deny_event {

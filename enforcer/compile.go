@@ -37,8 +37,9 @@ type entryKey struct {
 }
 
 func (k entryKey) mapKey(sid uint32, gen uint8) bpf.PineRuleKey {
-	return bpf.PineRuleKey{Sid: sid, Gen: gen, Dir: uint8(k.dir), Level: k.level,
-		Proto: k.proto, Addr: k.addr, Port: k.port}
+	// RULE_META in bpf/consts.h.
+	meta := gen<<7 | uint8(k.dir)<<6 | k.level
+	return bpf.PineRuleKey{Sid: sid, Meta: meta, Proto: k.proto, Addr: k.addr, Port: k.port}
 }
 
 // ancestors lists the keys whose entries cover every packet k covers, from
@@ -219,6 +220,7 @@ func sessionOwns(s *Session, a netip.Addr) bool {
 type ruleRefs interface {
 	ruleID(id uint32) uint32
 	qerIndex(id uint32, dir Direction) uint32
+	peerIndex(peer netip.Addr) uint32
 }
 
 // compiled is a session's rule table: every entry holds the winner among
@@ -266,7 +268,7 @@ func datapathRule(r *Rule, refs ruleRefs) bpf.PineRule {
 			v.Flags |= uint8(bpf.PineFlagsRULE_F_OUTER_V6)
 		}
 		v.Teid = r.Tunnel.PeerTEID
-		v.Peer = peer.As16()
+		v.Peer = refs.peerIndex(peer)
 		v.Qfi = r.Tunnel.QFI
 	}
 	return v

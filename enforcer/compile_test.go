@@ -50,6 +50,7 @@ type fakeRefs struct{}
 
 func (fakeRefs) ruleID(id uint32) uint32           { return id }
 func (fakeRefs) qerIndex(uint32, Direction) uint32 { return 0 }
+func (fakeRefs) peerIndex(netip.Addr) uint32       { return 0 }
 
 // winner is the declarative semantics: the best of all matching rules.
 func winner(rules []Rule, dir Direction, addr netip.Addr, proto uint8, hasPorts bool, port uint16) (uint32, bool) {

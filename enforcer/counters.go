@@ -24,12 +24,16 @@ func sumCounters(vals []bpf.PineCounter) Counter {
 // ruleUsage reads a rule's per-CPU counters; a failed read counts zero,
 // which the rule table's own consistency makes impossible in practice.
 func (e *Enforcer) ruleUsage(idx uint32) Counter {
-	var vals []bpf.PineCounter
-	if err := e.objs.RuleStats.Lookup(idx, &vals); err != nil {
-		e.log.Error("read rule counters", "index", idx, "err", err)
-		return Counter{}
+	var c Counter
+	for cpu := range uint32(ebpf.MustPossibleCPU()) {
+		var v bpf.PineCounter
+		if err := e.objs.RuleStats.Lookup(cpu*e.cfg.MaxRules+idx, &v); err != nil {
+			e.log.Error("read rule counters", "index", idx, "cpu", cpu, "err", err)
+			continue
+		}
+		c.add(Counter{v.Packets, v.Bytes})
 	}
-	return sumCounters(vals)
+	return c
 }
 
 func (e *Enforcer) sessionUsage(sid uint32) SessionUsage {
@@ -291,7 +295,7 @@ func (e *Enforcer) MapMemory() (map[string]uint64, error) {
 	maps := map[string]*ebpf.Map{
 		"sessions": e.objs.Sessions, "teids": e.objs.Teids, "ue_v4": e.objs.UeV4,
 		"ue_v6": e.objs.UeV6, "rules": e.objs.Rules, "rule_stats": e.objs.RuleStats,
-		"qers": e.objs.Qers, "session_stats": e.objs.SessionStats, "stats": e.objs.Stats,
+		"qers": e.objs.Qers, "peers": e.objs.Peers, "session_stats": e.objs.SessionStats, "stats": e.objs.Stats,
 		"event_stats": e.objs.EventStats, "event_limits": e.objs.EventLimits,
 		"events": e.objs.Events, "scratch": e.objs.Scratch,
 	}
@@ -311,15 +315,22 @@ func (e *Enforcer) MapMemory() (map[string]uint64, error) {
 // SetFloorTunnel sets where the F2 downlink floor program encapsulates to:
 // it has no rule to take a tunnel from.
 func (e *Enforcer) SetFloorTunnel(t Tunnel) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	idx, err := e.acquirePeer(&txn{}, t.Peer.Unmap())
+	if err != nil {
+		return fmt.Errorf("set floor tunnel: %w", err)
+	}
 	r := Rule{Direction: Downlink, Action: Forward, Tunnel: t}
-	v := datapathRule(&r, noRefs{})
+	v := datapathRule(&r, floorRefs{idx})
 	if err := e.objs.FloorRule.Set(v); err != nil {
 		return fmt.Errorf("set floor tunnel: %w", err)
 	}
 	return nil
 }
 
-type noRefs struct{}
+type floorRefs struct{ peer uint32 }
 
-func (noRefs) ruleID(uint32) uint32              { return 0 }
-func (noRefs) qerIndex(uint32, Direction) uint32 { return 0 }
+func (floorRefs) ruleID(uint32) uint32              { return 0 }
+func (floorRefs) qerIndex(uint32, Direction) uint32 { return 0 }
+func (f floorRefs) peerIndex(netip.Addr) uint32     { return f.peer }

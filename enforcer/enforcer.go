@@ -28,6 +28,7 @@ type Config struct {
 	MaxRules       uint32 // PINE rules (usage counters), default 1,000,000
 	MaxRuleEntries uint32 // rule table entries (a port range may take several), default MaxRules
 	MaxQERs        uint32 // datapath QERs (one per QER and direction), default 65,536
+	MaxPeers       uint32 // distinct tunnel peer (gNB) addresses, default 4,096
 
 	// N3 addresses: the outer source of downlink encapsulation.
 	N3v4, N3v6 netip.Addr
@@ -57,6 +58,7 @@ func (c *Config) setDefaults() {
 	def(&c.MaxRules, 1_000_000)
 	def(&c.MaxRuleEntries, c.MaxRules)
 	def(&c.MaxQERs, 65_536)
+	def(&c.MaxPeers, 4096)
 	def(&c.EventsPerSecond, 16)
 	def(&c.EventRingBytes, 1<<20)
 	if c.Logger == nil {
@@ -92,6 +94,8 @@ type Enforcer struct {
 	sids     *allocator
 	ruleIDs  *allocator
 	qerIdx   *allocator
+	peerIdx  *allocator
+	peers    map[netip.Addr]*peerSlot
 
 	links map[string]link.Link // by interface name
 
@@ -107,8 +111,9 @@ func (c *Config) mapCapacities() map[string]uint32 {
 		"ue_v4":         c.MaxSessions,
 		"ue_v6":         c.MaxSessions,
 		"rules":         c.MaxRuleEntries,
-		"rule_stats":    c.MaxRules,
+		"rule_stats":    c.MaxRules * uint32(ebpf.MustPossibleCPU()),
 		"qers":          c.MaxQERs,
+		"peers":         c.MaxPeers,
 		"session_stats": c.MaxSessions,
 		"event_limits":  c.MaxSessions,
 		"events":        c.EventRingBytes,
@@ -118,7 +123,7 @@ func (c *Config) mapCapacities() map[string]uint32 {
 // pinnedMaps is the state a restarted process adopts: everything but the
 // load-time constants and the checksum scratch space.
 var pinnedMaps = []string{"sessions", "teids", "ue_v4", "ue_v6", "rules", "rule_stats",
-	"qers", "session_stats", "stats", "event_stats", "event_limits", "events"}
+	"qers", "peers", "session_stats", "stats", "event_stats", "event_limits", "events"}
 
 // New loads the datapath. With Config.PinDir, maps already pinned there are
 // adopted (their contents kept) and new ones are pinned.
@@ -165,6 +170,8 @@ func New(cfg Config) (*Enforcer, error) {
 		sids:     newAllocator(0, cfg.MaxSessions),
 		ruleIDs:  newAllocator(0, cfg.MaxRules),
 		qerIdx:   newAllocator(1, cfg.MaxQERs), // index 0 means "no QER"
+		peerIdx:  newAllocator(1, cfg.MaxPeers),
+		peers:    map[netip.Addr]*peerSlot{},
 		links:    map[string]link.Link{},
 	}
 	if err := spec.LoadAndAssign(&e.objs, opts); err != nil {
@@ -212,6 +219,7 @@ func setVariables(spec *ebpf.CollectionSpec, cfg *Config) error {
 		set("cfg_n3_v6", n3v6),
 		set("cfg_fib_fallback_pass", fallback),
 		set("cfg_events_per_sec", cfg.EventsPerSecond),
+		set("cfg_max_rules", cfg.MaxRules),
 	)
 }
 

@@ -21,6 +21,7 @@ type session struct {
 	entries map[entryKey]bpf.PineRule
 	ruleIDs map[uint32]uint32 // rule ID → rule_stats index
 	qers    map[qerRef]qerSlot
+	peers   map[netip.Addr]uint32 // tunnel peers its rules name → peers index
 }
 
 type qerRef struct {
@@ -37,6 +38,47 @@ func (s *session) ruleID(id uint32) uint32 { return s.ruleIDs[id] }
 
 func (s *session) qerIndex(id uint32, dir Direction) uint32 {
 	return s.qers[qerRef{id, dir}].idx
+}
+
+func (s *session) peerIndex(a netip.Addr) uint32 { return s.peers[a] }
+
+// peerSlot is a tunnel peer address in the peers map, shared by sessions.
+type peerSlot struct {
+	idx  uint32
+	refs int
+}
+
+// acquirePeer takes a reference on a peer address, writing it to the peers
+// map when it is new.
+func (e *Enforcer) acquirePeer(tx *txn, a netip.Addr) (uint32, error) {
+	if ps, ok := e.peers[a]; ok {
+		ps.refs++
+		tx.onUndo(func() error { ps.refs--; return nil })
+		return ps.idx, nil
+	}
+	idx, ok := e.peerIdx.alloc()
+	if !ok {
+		return 0, fmt.Errorf("tunnel peers: %w (%d in use)", ErrFull, e.cfg.MaxPeers-1)
+	}
+	if err := e.objs.Peers.Update(idx, bpf.PinePeer{Addr: a.As16()}, ebpf.UpdateAny); err != nil {
+		e.peerIdx.release(idx)
+		return 0, mapErr("write", "peers", err)
+	}
+	ps := &peerSlot{idx: idx, refs: 1}
+	e.peers[a] = ps
+	tx.onUndo(func() error { delete(e.peers, a); e.peerIdx.release(idx); return nil })
+	return idx, nil
+}
+
+func (e *Enforcer) releasePeer(a netip.Addr) {
+	ps, ok := e.peers[a]
+	if !ok {
+		return
+	}
+	if ps.refs--; ps.refs == 0 {
+		delete(e.peers, a)
+		e.peerIdx.release(ps.idx)
+	}
 }
 
 func cloneSession(s Session) Session {
@@ -189,7 +231,8 @@ func (e *Enforcer) checkOwnership(s *Session) error {
 
 // prepare allocates indices and compiles the rule table of the new state.
 func (e *Enforcer) prepare(tx *txn, old *session, s *Session) (*session, error) {
-	ns := &session{spec: *s, ruleIDs: map[uint32]uint32{}, qers: map[qerRef]qerSlot{}}
+	ns := &session{spec: *s, ruleIDs: map[uint32]uint32{}, qers: map[qerRef]qerSlot{},
+		peers: map[netip.Addr]uint32{}}
 	if old != nil {
 		ns.sid = old.sid
 	} else {
@@ -244,6 +287,26 @@ func (e *Enforcer) prepare(tx *txn, old *session, s *Session) (*session, error) 
 			ns.qers[ref] = qerSlot{idx: idx, val: val}
 		}
 	}
+	for _, r := range s.Rules {
+		if r.Direction != Downlink || r.Action != Forward {
+			continue
+		}
+		a := r.Tunnel.Peer.Unmap()
+		if _, ok := ns.peers[a]; ok {
+			continue
+		}
+		if old != nil {
+			if idx, ok := old.peers[a]; ok {
+				ns.peers[a] = idx
+				continue
+			}
+		}
+		idx, err := e.acquirePeer(tx, a)
+		if err != nil {
+			return nil, err
+		}
+		ns.peers[a] = idx
+	}
 	c := compileRules(s.Rules, ns)
 	ns.entries, ns.levels = c.entries, c.levels
 	return ns, nil
@@ -296,14 +359,20 @@ func (e *Enforcer) writeQERs(tx *txn, old, ns *session) error {
 }
 
 func (e *Enforcer) zeroNewCounters(old, ns *session) error {
-	zero := make([]bpf.PineCounter, ebpf.MustPossibleCPU())
+	var keys []uint32
 	for id, idx := range ns.ruleIDs {
 		if old != nil {
 			if _, ok := old.ruleIDs[id]; ok {
 				continue
 			}
 		}
-		if err := e.objs.RuleStats.Update(idx, zero, ebpf.UpdateAny); err != nil {
+		for cpu := range uint32(ebpf.MustPossibleCPU()) {
+			keys = append(keys, cpu*e.cfg.MaxRules+idx)
+		}
+	}
+	if len(keys) > 0 {
+		zero := make([]bpf.PineCounter, len(keys))
+		if _, err := e.objs.RuleStats.BatchUpdate(keys, zero, nil); err != nil {
 			return mapErr("reset", "rule_stats", err)
 		}
 	}
@@ -311,7 +380,7 @@ func (e *Enforcer) zeroNewCounters(old, ns *session) error {
 		if err := e.objs.SessionStats.Update(ns.sid, make([]bpf.PineSessStats, ebpf.MustPossibleCPU()), ebpf.UpdateAny); err != nil {
 			return mapErr("reset", "session_stats", err)
 		}
-		if err := e.objs.EventLimits.Update(ns.sid, bpf.PineEvLimit{}, ebpf.UpdateAny); err != nil {
+		if err := e.objs.EventLimits.Update(ns.sid, make([]bpf.PineEvLimit, ebpf.MustPossibleCPU()), ebpf.UpdateAny); err != nil {
 			return mapErr("reset", "event_limits", err)
 		}
 	}
@@ -342,19 +411,23 @@ func (e *Enforcer) deleteEntries(sid uint32, gen uint8, keys []entryKey) error {
 	return deleteKeys(e.objs.Rules, "rules", mk)
 }
 
-func (e *Enforcer) writeSession(tx *txn, ns *session, levels [2]uint8, prev *bpf.PineSession) error {
-	v := sessionValue(&ns.spec, ns.gen, levels)
+// writeSession writes a session's slot in place. Callers change one field
+// group per write (see maps.h), so a racing reader never sees a harmful mix.
+func (e *Enforcer) writeSession(tx *txn, ns *session, gen uint8, levels [2]uint8, prev *bpf.PineSession) error {
+	v := sessionValue(&ns.spec, gen, levels)
 	if err := e.objs.Sessions.Update(ns.sid, v, ebpf.UpdateAny); err != nil {
 		return mapErr("write", "sessions", err)
 	}
 	tx.onUndo(func() error {
 		if prev == nil {
-			return e.objs.Sessions.Delete(ns.sid)
+			return e.objs.Sessions.Update(ns.sid, bpf.PineSession{}, ebpf.UpdateAny)
 		}
 		return e.objs.Sessions.Update(ns.sid, *prev, ebpf.UpdateAny)
 	})
 	return nil
 }
+
+func unionLevels(a, b [2]uint8) [2]uint8 { return [2]uint8{a[0] | b[0], a[1] | b[1]} }
 
 // addresses is what routes packets to a session: TEIDs and UE addresses.
 type addresses struct {
@@ -418,7 +491,7 @@ func (e *Enforcer) applyNew(tx *txn, ns *session) error {
 	if err := e.insertEntries(tx, ns.sid, ns.gen, sortedKeys(ns.entries), ns.entries); err != nil {
 		return err
 	}
-	if err := e.writeSession(tx, ns, ns.levels, nil); err != nil {
+	if err := e.writeSession(tx, ns, ns.gen, ns.levels, nil); err != nil {
 		return err
 	}
 	return e.insertAddresses(tx, ns.sid, sessionAddresses(&ns.spec))
@@ -437,9 +510,8 @@ func (e *Enforcer) applyInPlace(tx *txn, old, ns *session) error {
 		}
 	}
 	prev := sessionValue(&old.spec, old.gen, old.levels)
-	union := [2]uint8{old.levels[0] | ns.levels[0], old.levels[1] | ns.levels[1]}
 	// The level mask only lets lookups skip levels, so it widens first.
-	if err := e.writeSession(tx, ns, union, &prev); err != nil {
+	if err := e.writeSession(tx, ns, ns.gen, unionLevels(old.levels, ns.levels), &prev); err != nil {
 		return err
 	}
 	if err := e.insertEntries(tx, ns.sid, ns.gen, added, ns.entries); err != nil {
@@ -453,7 +525,7 @@ func (e *Enforcer) applyInPlace(tx *txn, old, ns *session) error {
 	tx.undo = nil
 	return errors.Join(
 		e.deleteEntries(ns.sid, ns.gen, removed),
-		e.writeSession(tx, ns, ns.levels, nil),
+		e.writeSession(tx, ns, ns.gen, ns.levels, nil),
 		e.deleteAddresses(oldAddr.minus(newAddr)),
 	)
 }
@@ -466,14 +538,21 @@ func (e *Enforcer) applyFlip(tx *txn, old, ns *session) error {
 	if err := e.insertAddresses(tx, ns.sid, newAddr.minus(oldAddr)); err != nil {
 		return err
 	}
+	// Widen the masks, switch the generation byte, narrow the masks: each
+	// write changes one field group, each intermediate state is safe.
 	prev := sessionValue(&old.spec, old.gen, old.levels)
-	if err := e.writeSession(tx, ns, ns.levels, &prev); err != nil { // the switch
+	union := unionLevels(old.levels, ns.levels)
+	if err := e.writeSession(tx, ns, old.gen, union, &prev); err != nil {
+		return err
+	}
+	if err := e.writeSession(tx, ns, ns.gen, union, &prev); err != nil { // the switch
 		return err
 	}
 	tx.undo = nil
 	return errors.Join(
 		e.deleteAddresses(oldAddr.minus(newAddr)),
 		e.deleteEntries(ns.sid, old.gen, sortedKeys(old.entries)),
+		e.writeSession(tx, ns, ns.gen, ns.levels, nil),
 	)
 }
 
@@ -490,6 +569,11 @@ func (e *Enforcer) commit(old, ns *session) map[uint32]Counter {
 		for ref, slot := range old.qers {
 			if ns.qers[ref].idx != slot.idx {
 				e.qerIdx.release(slot.idx)
+			}
+		}
+		for a := range old.peers {
+			if _, ok := ns.peers[a]; !ok {
+				e.releasePeer(a)
 			}
 		}
 		e.forgetAddresses(&old.spec)
@@ -539,7 +623,7 @@ func (e *Enforcer) RemoveSession(seid uint64) (SessionReport, error) {
 	// First what routes packets to it, so nothing reaches half a session.
 	err := errors.Join(
 		e.deleteAddresses(sessionAddresses(&s.spec)),
-		e.objs.Sessions.Delete(s.sid),
+		e.objs.Sessions.Update(s.sid, bpf.PineSession{}, ebpf.UpdateAny), // flags 0: free
 		e.deleteEntries(s.sid, s.gen, sortedKeys(s.entries)),
 	)
 	rep := SessionReport{Usage: e.sessionUsage(s.sid), Rules: map[uint32]Counter{}}
@@ -549,6 +633,9 @@ func (e *Enforcer) RemoveSession(seid uint64) (SessionReport, error) {
 	}
 	for _, slot := range s.qers {
 		e.qerIdx.release(slot.idx)
+	}
+	for a := range s.peers {
+		e.releasePeer(a)
 	}
 	e.sids.release(s.sid)
 	e.forgetAddresses(&s.spec)
