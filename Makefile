@@ -24,7 +24,7 @@ vet:
 # Every test, privileged ones included (as root), with a differential run
 # of DIFF_PACKETS random packets through the programs and the model.
 test: vet
-	$(GO) test -count=1 -timeout 30m $(PKGS) -args -diff.packets=$(DIFF_PACKETS)
+	PINE_DIFF_PACKETS=$(DIFF_PACKETS) $(GO) test -count=1 -timeout 30m $(PKGS)
 
 # Fuzz the datapath against the reference model.
 fuzz:

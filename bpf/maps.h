@@ -19,9 +19,11 @@ struct {
 	__uint(max_entries, 100000);
 } sessions SEC(".maps");
 
-/* UL: local TEID (host order) -> sid. Several TEIDs may name one session. */
+/* UL: local TEID (host order) -> sid. Several TEIDs may name one session.
+ * Slab-backed like rules, for the same TLB reason. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, __u32);
 	__uint(max_entries, 200000);
@@ -30,6 +32,7 @@ struct {
 /* DL: UE IPv4 address (network order) -> sid. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, __u32);
 	__uint(max_entries, 100000);

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/pine-upf/pine-upf/enforcer"
@@ -14,9 +16,16 @@ import (
 )
 
 var (
-	diffPackets = flag.Int("diff.packets", 5000, "packets per seed in the differential test")
+	diffPackets = flag.Int("diff.packets", envInt("PINE_DIFF_PACKETS", 5000), "packets per seed in the differential test (env PINE_DIFF_PACKETS)")
 	diffSeed    = flag.Uint64("diff.seed", 0, "the differential test's fresh seed (0: random)")
 )
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
+	}
+	return def
+}
 
 // modelFor tells the reference model what the world's FIB and N3 are.
 func modelFor(w *dptest.World, sessions []enforcer.Session) *refmodel.Model {
