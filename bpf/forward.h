@@ -9,16 +9,18 @@
 #define AF_INET 2
 #define AF_INET6 10
 
-/* XDP_PASS the packet when the kernel can still deliver it (no neighbour
- * entry yet, or it needs fragmenting); else such packets are dropped. */
+/* Uplink: XDP_PASS the decapsulated packet when the kernel can still
+ * deliver it (no neighbour entry yet, or it needs fragmenting); else such
+ * packets are dropped. */
 volatile const __u8 cfg_fib_fallback_pass = 1;
 
 /*
  * Route the IP packet right after the Ethernet header. On success the MACs
  * are rewritten, the TTL decremented when dec_ttl (uplink: the packet routed
- * is the inner one) and the packet redirected.
+ * is the inner one) and the packet redirected. Without a neighbour, the
+ * packet goes to the kernel when fallback, else it is dropped.
  */
-static __always_inline int fib_forward(struct xdp_md *ctx, int v6, int dec_ttl)
+static __always_inline int fib_forward(struct xdp_md *ctx, int v6, int dec_ttl, int fallback)
 {
 	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
@@ -52,7 +54,7 @@ static __always_inline int fib_forward(struct xdp_md *ctx, int v6, int dec_ttl)
 
 	rc = bpf_fib_lookup(ctx, &f, sizeof(f), 0);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH || rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-		return cfg_fib_fallback_pass ? R_PASS_FIB : R_DROP_NO_ROUTE;
+		return fallback ? R_PASS_FIB : R_DROP_NO_ROUTE;
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return R_DROP_NO_ROUTE;
 

@@ -123,12 +123,7 @@ static __always_inline int process_n3(struct xdp_md *ctx, const enum mode mode)
 		}
 	}
 
-	if (p.ttl <= 1) {
-		ret = gtp_decap(ctx, &p);
-		if (ret == CONTINUE)
-			ret = R_PASS_TTL;
-		goto done;
-	}
+	/* Policing first: TTL-expired packets of a PINE are its traffic too. */
 	if (mode == MODE_ENFORCE) {
 		ret = qos_apply(r, p.inner_len);
 		if (ret != CONTINUE)
@@ -137,7 +132,11 @@ static __always_inline int process_n3(struct xdp_md *ctx, const enum mode mode)
 	ret = gtp_decap(ctx, &p);
 	if (ret != CONTINUE)
 		goto done;
-	ret = fib_forward(ctx, p.inner_v6, 1);
+	if (p.ttl <= 1) {
+		ret = R_PASS_TTL; /* decapsulated: the kernel answers the PINE */
+		goto done;
+	}
+	ret = fib_forward(ctx, p.inner_v6, 1, cfg_fib_fallback_pass);
 	if (mode == MODE_ENFORCE && ret == R_FORWARD)
 		rule_count(r->rule_id, p.inner_len);
 done:
@@ -211,14 +210,14 @@ static __always_inline int process_n6(struct xdp_md *ctx, const enum mode mode)
 		}
 	}
 
-	if (p.ttl <= 1) {
-		ret = R_PASS_TTL;
-		goto done;
-	}
 	if (mode == MODE_ENFORCE) {
 		ret = qos_apply(r, p.inner_len);
 		if (ret != CONTINUE)
 			goto done;
+	}
+	if (p.ttl <= 1) {
+		ret = R_PASS_TTL;
+		goto done;
 	}
 	ret = dec_inner_ttl(ctx, &p);
 	if (ret != CONTINUE)
@@ -226,7 +225,9 @@ static __always_inline int process_n6(struct xdp_md *ctx, const enum mode mode)
 	ret = gtp_encap(ctx, &p, r);
 	if (ret != CONTINUE)
 		goto done;
-	ret = fib_forward(ctx, r->flags & RULE_F_OUTER_V6, 0);
+	/* No fallback: the kernel drops a packet from its own N3 address as
+	 * martian, so an encapsulated packet cannot be handed to it. */
+	ret = fib_forward(ctx, r->flags & RULE_F_OUTER_V6, 0, 0);
 	if (mode == MODE_ENFORCE && ret == R_FORWARD)
 		rule_count(r->rule_id, p.inner_len);
 done:

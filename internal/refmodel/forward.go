@@ -255,7 +255,7 @@ func (m *Model) route(dst netip.Addr) (Route, bool) {
 // fibForward is fib_forward: route the IP packet after the Ethernet header
 // (the inner one uplink, the outer one downlink); on success decrement the
 // TTL when decTTL (uplink), rewrite the MACs and redirect.
-func (m *Model) fibForward(x *run, v6, decTTL bool) enforcer.Reason {
+func (m *Model) fibForward(x *run, v6, decTTL, fallback bool) enforcer.Reason {
 	b := x.buf
 	var dst netip.Addr
 	var totLen int
@@ -278,7 +278,7 @@ func (m *Model) fibForward(x *run, v6, decTTL bool) enforcer.Reason {
 		return enforcer.ReasonNoRoute
 	}
 	if r.Hop == nil || (r.Hop.MTU > 0 && totLen > r.Hop.MTU) { // NO_NEIGH, FRAG_NEEDED
-		if m.cfg.FIBFallbackPass {
+		if fallback {
 			return enforcer.ReasonPassFIB
 		}
 		return enforcer.ReasonNoRoute

@@ -203,21 +203,17 @@ func (m *Model) n3(x *run) (*session, enforcer.Reason) {
 	if r.Action != enforcer.Forward {
 		return s, enforcer.ReasonRuleDrop
 	}
-	// An expired TTL goes to the kernel decapsulated, before QoS.
-	if p.ttl <= 1 {
-		ret = x.decap()
-		if ret == cont {
-			ret = enforcer.ReasonPassTTL
-		}
-		return s, ret
-	}
 	if ret = m.qos(s, r, enforcer.Uplink, p.innerLen); ret != cont {
 		return s, ret
 	}
 	if ret = x.decap(); ret != cont {
 		return s, ret
 	}
-	ret = m.fibForward(x, p.innerV6, true)
+	// An expired TTL goes to the kernel decapsulated, after QoS.
+	if p.ttl <= 1 {
+		return s, enforcer.ReasonPassTTL
+	}
+	ret = m.fibForward(x, p.innerV6, true, m.cfg.FIBFallbackPass)
 	if ret == enforcer.ReasonForward {
 		m.countRule(s, r, p.innerLen)
 	}
@@ -261,11 +257,11 @@ func (m *Model) n6(x *run) (*session, enforcer.Reason) {
 	if r.Action != enforcer.Forward {
 		return s, enforcer.ReasonRuleDrop
 	}
-	if p.ttl <= 1 {
-		return s, enforcer.ReasonPassTTL
-	}
 	if ret = m.qos(s, r, enforcer.Downlink, p.innerLen); ret != cont {
 		return s, ret
+	}
+	if p.ttl <= 1 {
+		return s, enforcer.ReasonPassTTL
 	}
 	if ret = x.decInnerTTL(); ret != cont {
 		return s, ret
@@ -274,7 +270,7 @@ func (m *Model) n6(x *run) (*session, enforcer.Reason) {
 	if ret = x.encap(m.cfg, r.Tunnel, outerV6); ret != cont {
 		return s, ret
 	}
-	ret = m.fibForward(x, outerV6, false)
+	ret = m.fibForward(x, outerV6, false, false) // never passes encapsulated packets
 	if ret == enforcer.ReasonForward {
 		m.countRule(s, r, p.innerLen)
 	}

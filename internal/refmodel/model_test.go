@@ -376,7 +376,7 @@ func TestTTLAndFIB(t *testing.T) {
 		{"DL TTL 1", false, dlCase{true, gnb4, 1}, pkt.Frame{}, enforcer.ReasonPassTTL, "same"},
 		{"DL TTL 2", false, dlCase{true, gnb4, 2}, pkt.Frame{}, enforcer.ReasonForward, "encap"},
 		{"DL no route to the gNB", false, dlCase{true, nr4, 0}, pkt.Frame{}, enforcer.ReasonNoRoute, "encap"},
-		{"DL no neighbour for the gNB, fallback", true, dlCase{true, nn4, 0}, pkt.Frame{}, enforcer.ReasonPassFIB, "encap"},
+		{"DL no neighbour for the gNB: no fallback for encapsulated packets", true, dlCase{true, nn4, 0}, pkt.Frame{}, enforcer.ReasonNoRoute, "encap"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -479,9 +479,9 @@ func TestQoS(t *testing.T) {
 			[]step{{up, ul, gate}, {up, ul2, rate}}},
 		{"second QER rate", []enforcer.Rule{withQERs(ulRule(1, 1, ue4, 0), 5, 6)},
 			[]enforcer.QER{{ID: 5}, {ID: 6, ULMBR: kbps, ULBurst: 999}}, []step{{up, ul, rate}}},
-		{"QoS after the TTL check", []enforcer.Rule{withQERs(ulRule(1, 1, ue4, 0), 5)},
+		{"QoS before the TTL check", []enforcer.Rule{withQERs(ulRule(1, 1, ue4, 0), 5)},
 			[]enforcer.QER{{ID: 5, ULGateClosed: true}},
-			[]step{{up, ulFrame(pkt.Inner{IP: pkt.IP{Src: ue4, Dst: srv4, TTL: 1}, Proto: pkt.UDP}).MustBuild().Bytes, enforcer.ReasonPassTTL}}},
+			[]step{{up, ulFrame(pkt.Inner{IP: pkt.IP{Src: ue4, Dst: srv4, TTL: 1}, Proto: pkt.UDP}).MustBuild().Bytes, enforcer.ReasonGateClosed}}},
 		{"rule drop before QoS", []enforcer.Rule{withQERs(drop(ulRule(1, 1, ue4, 0)), 5)},
 			[]enforcer.QER{{ID: 5, ULGateClosed: true}}, []step{{up, ul, enforcer.ReasonRuleDrop}}},
 	}
