@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -302,4 +303,75 @@ func TestAttachErrors(t *testing.T) {
 	if err := e.Detach("n6"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A restarted process restores its bookkeeping onto the pinned maps, keeps
+// enforcing, can change sessions again, and sweeps what no session owns.
+func TestSnapshotRestore(t *testing.T) {
+	w := dptest.NewWorld(t)
+	if err := testnet.MountBPFFS(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := w.Config()
+	cfg.PinDir = filepath.Join(testnet.BPFFSPath, fmt.Sprintf("pine-restore-%d", time.Now().UnixNano()))
+	first, err := loadIn(w, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions := goldenSessions()
+	for _, s := range sessions {
+		if err := first.InstallSession(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := first.Snapshot()
+	// An orphan: a session the saved state does not know about.
+	if err := first.InstallSession(enforcer.Session{SEID: 99, TEIDs: []uint32{0x999}, UEv4: netip.MustParseAddr("10.45.9.9"),
+		Rules: []enforcer.Rule{{ID: 1, Direction: enforcer.Uplink, Action: enforcer.Forward}}}); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+
+	second, err := loadIn(w, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { second.Unpin(); second.Close() })
+	swept, err := second.Restore(st)
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if swept < 3 { // the orphan's TEID, UE address, rule entry and slot
+		t.Errorf("swept %d, want the orphan's entries", swept)
+	}
+	g := &goldenEnv{w: w, e: second}
+	if a := g.verdict(t, teidA, udp4(ueA, 5000, server4, 53)); a != enforcer.XDPRedirect {
+		t.Errorf("restored rule: %v", a)
+	}
+	if a := g.verdict(t, 0x999, udp4(netip.MustParseAddr("10.45.9.9"), 1, server4, 53)); a != enforcer.XDPDrop {
+		t.Errorf("orphan session still forwards: %v", a)
+	}
+	// Changes work on restored sessions, and indices are not handed out twice.
+	if _, err := second.RemoveRule(1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if a := g.verdict(t, teidA, udp4(ueA, 5000, server4, 53)); a != enforcer.XDPDrop {
+		t.Errorf("removed rule after restore: %v", a)
+	}
+	if err := second.InstallSession(enforcer.Session{SEID: 7, TEIDs: []uint32{0x777}, UEv4: netip.MustParseAddr("10.45.7.7"),
+		Rules: []enforcer.Rule{pineRuleFor(netip.MustParseAddr("10.45.7.7"), 1, 80)}}); err != nil {
+		t.Fatal(err)
+	}
+	if a := g.verdict(t, teidA, tcpIn(ueA, 4000, server4, 443)); a != enforcer.XDPRedirect {
+		t.Errorf("other rules of the session after changes: %v", a)
+	}
+	if u := second.Usage(); u.Sessions != len(sessions)+1 {
+		t.Errorf("usage after restore = %+v", u)
+	}
+}
+
+func pineRuleFor(ue netip.Addr, id uint32, port uint16) enforcer.Rule {
+	r := pineRule(id, port)
+	r.Addr = ue
+	return r
 }
