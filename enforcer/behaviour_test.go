@@ -375,3 +375,41 @@ func pineRuleFor(ue netip.Addr, id uint32, port uint16) enforcer.Rule {
 	r.Addr = ue
 	return r
 }
+
+// Another process reads a running datapath's counters from its pins.
+func TestOpenPinned(t *testing.T) {
+	w := dptest.NewWorld(t)
+	if err := testnet.MountBPFFS(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := w.Config()
+	cfg.PinDir = filepath.Join(testnet.BPFFSPath, fmt.Sprintf("pine-inspect-%d", time.Now().UnixNano()))
+	e, err := loadIn(w, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Unpin(); e.Close() })
+	if err := e.InstallSession(enforcer.Session{SEID: 1, TEIDs: []uint32{teidA}, UEv4: ueA, Rules: []enforcer.Rule{pineRule(1, 5000)}}); err != nil {
+		t.Fatal(err)
+	}
+	g := &goldenEnv{w: w, e: e}
+	g.verdict(t, teidA, udp4(ueA, 5000, server4, 53))
+	st := e.Snapshot()
+
+	p, err := enforcer.OpenPinned(cfg.PinDir, cfg.MaxRules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := p.RuleUsage(st.Sessions[0].RuleIDs[1])
+	if err != nil || c.Packets != 1 {
+		t.Errorf("pinned rule usage = %+v, %v; want 1 packet", c, err)
+	}
+	stats, err := p.Stats()
+	if err != nil || stats.Packets[enforcer.Uplink][enforcer.ReasonForward].Packets != 1 {
+		t.Errorf("pinned stats = %+v, %v", stats.Packets[enforcer.Uplink], err)
+	}
+	if _, err := enforcer.OpenPinned(cfg.PinDir, cfg.MaxRules+1); err == nil {
+		t.Error("a wrong MaxRules was accepted")
+	}
+}

@@ -81,13 +81,17 @@ func (e *Enforcer) SessionUsage(seid uint64) (SessionUsage, error) {
 // Stats reads the datapath's counters, summed over CPUs, in two batch
 // lookups: cheap enough to call per scrape, or per packet in tests.
 func (e *Enforcer) Stats() (Stats, error) {
+	return readStats(e.objs.Stats, e.objs.EventStats)
+}
+
+func readStats(stats, eventStats *ebpf.Map) (Stats, error) {
 	var st Stats
 	ncpu := ebpf.MustPossibleCPU()
 	n := 2 * NumReasons
 	keys := make([]uint32, n)
 	vals := make([]bpf.PineCounter, n*ncpu)
 	var cursor ebpf.MapBatchCursor
-	got, err := e.objs.Stats.BatchLookup(&cursor, keys, vals, nil)
+	got, err := stats.BatchLookup(&cursor, keys, vals, nil)
 	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return st, fmt.Errorf("read stats: %w", err)
 	}
@@ -102,7 +106,7 @@ func (e *Enforcer) Stats() (Stats, error) {
 	evKeys := make([]uint32, int(bpf.PineEventStatEV_MAX))
 	evVals := make([]uint64, len(evKeys)*ncpu)
 	var evCursor ebpf.MapBatchCursor
-	got, err = e.objs.EventStats.BatchLookup(&evCursor, evKeys, evVals, nil)
+	got, err = eventStats.BatchLookup(&evCursor, evKeys, evVals, nil)
 	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return st, fmt.Errorf("read event stats: %w", err)
 	}
