@@ -128,17 +128,7 @@ func (e *Enforcer) Restore(st State) (swept int, err error) {
 		s.gen = live.Gen & 1 // the maps say which generation is live
 		c := compileRules(s.spec.Rules, s)
 		s.entries, s.levels = c.entries, c.levels
-		e.sessions[s.spec.SEID] = s
-		e.bySID[s.sid] = s
-		for _, t := range s.spec.TEIDs {
-			e.teids[t] = s.spec.SEID
-		}
-		if s.spec.UEv4.IsValid() {
-			e.ue4[s.spec.UEv4] = s.spec.SEID
-		}
-		if s.spec.UEv6.IsValid() {
-			e.ue6[s.spec.UEv6] = s.spec.SEID
-		}
+		e.remember(s)
 	}
 	e.sids = restoredAllocator(0, e.cfg.MaxSessions, used.sids)
 	e.ruleIDs = restoredAllocator(0, e.cfg.MaxRules, used.rules)

@@ -578,18 +578,23 @@ func (e *Enforcer) commit(old, ns *session) map[uint32]Counter {
 		}
 		e.forgetAddresses(&old.spec)
 	}
-	e.sessions[ns.spec.SEID] = ns
-	e.bySID[ns.sid] = ns
-	for _, t := range ns.spec.TEIDs {
-		e.teids[t] = ns.spec.SEID
-	}
-	if ns.spec.UEv4.IsValid() {
-		e.ue4[ns.spec.UEv4] = ns.spec.SEID
-	}
-	if ns.spec.UEv6.IsValid() {
-		e.ue6[ns.spec.UEv6] = ns.spec.SEID
-	}
+	e.remember(ns)
 	return removed
+}
+
+// remember records an installed session and what it owns.
+func (e *Enforcer) remember(s *session) {
+	e.sessions[s.spec.SEID] = s
+	e.bySID[s.sid] = s
+	for _, t := range s.spec.TEIDs {
+		e.teids[t] = s.spec.SEID
+	}
+	if s.spec.UEv4.IsValid() {
+		e.ue4[s.spec.UEv4] = s.spec.SEID
+	}
+	if s.spec.UEv6.IsValid() {
+		e.ue6[s.spec.UEv6] = s.spec.SEID
+	}
 }
 
 func (e *Enforcer) forgetAddresses(s *Session) {
