@@ -26,9 +26,11 @@ vet:
 test: vet
 	PINE_DIFF_PACKETS=$(DIFF_PACKETS) $(GO) test -count=1 -timeout 30m $(PKGS)
 
-# Fuzz the datapath against the reference model.
+# Fuzz the datapath against the reference model, and the N4 server's
+# raw-bytes path.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDatapath -fuzztime $(FUZZTIME) ./enforcer
+	$(GO) test -run '^$$' -fuzz FuzzHandleMessage -fuzztime $(FUZZTIME) ./pfcp
 
 # Datapath cost against the floor programs, as a table.
 bench:

@@ -57,12 +57,21 @@ func ruleCounts(max int) []int {
 
 // report collects what the benchmarks measured, for the summary TestMain
 // prints.
-var report struct {
+var report reportT
+
+type reportT struct {
 	sync.Mutex
 	results  map[string]result // by scenario/rules; the run with most samples
 	installs []installStep
 	memory   map[enforcer.Direction]memReport // at the largest count
 	notes    []string
+	cp       []string // control-plane figures
+}
+
+func (r *reportT) addCP(line string) {
+	r.Lock()
+	defer r.Unlock()
+	r.cp = append(r.cp, line)
 }
 
 func record(r result) {
@@ -156,6 +165,12 @@ func benchDirection(b *testing.B, dir enforcer.Direction, scs ...scenario) {
 func printReport(w io.Writer) {
 	report.Lock()
 	defer report.Unlock()
+	if len(report.cp) > 0 {
+		fmt.Fprintln(w, "\n### Control plane (PFCP over loopback, real server and datapath)")
+		for _, l := range report.cp {
+			fmt.Fprintln(w, "- "+l)
+		}
+	}
 	if len(report.results) == 0 {
 		return
 	}

@@ -43,9 +43,9 @@ func (k entryKey) mapKey(sid uint32, gen uint8) bpf.PineRuleKey {
 }
 
 // ancestors lists the keys whose entries cover every packet k covers, from
-// the nearest up to the session level.
-func (k entryKey) ancestors() []entryKey {
-	var out []entryKey
+// the nearest up to the session level, in a fixed array: compiling runs it
+// for every entry of a session on every change.
+func (k entryKey) ancestors() (out [levelSession]entryKey, n int) {
 	up := k
 	for l := k.level + 1; l <= levelSession; l++ {
 		up.level = l
@@ -59,9 +59,10 @@ func (k entryKey) ancestors() []entryKey {
 		case l == levelSession:
 			up.addr = [16]byte{}
 		}
-		out = append(out, up)
+		out[n] = up
+		n++
 	}
-	return out
+	return out, n
 }
 
 func addr16(a netip.Addr) [16]byte { return a.As16() }
@@ -246,7 +247,8 @@ func compileRules(rules []Rule, refs ruleRefs) compiled {
 	}
 	c := compiled{entries: make(map[entryKey]bpf.PineRule, len(own))}
 	for k, win := range own {
-		for _, a := range k.ancestors() {
+		anc, n := k.ancestors()
+		for _, a := range anc[:n] {
 			if r, ok := own[a]; ok && better(r, win) {
 				win = r
 			}

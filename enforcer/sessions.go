@@ -346,14 +346,22 @@ func inPlace(old, ns *session) bool {
 	return true
 }
 
+// writeQERs writes the QERs the new state holds alone, in one batch. Their
+// indices are fresh, so no reader uses them yet.
 func (e *Enforcer) writeQERs(tx *txn, old, ns *session) error {
+	var keys []uint32
+	var vals []bpf.PineQer
 	for ref, slot := range ns.qers {
 		if old != nil && old.qers[ref].idx == slot.idx {
 			continue
 		}
-		if err := e.objs.Qers.Update(slot.idx, slot.val, ebpf.UpdateAny); err != nil {
-			return mapErr("write", "qers", err)
-		}
+		keys, vals = append(keys, slot.idx), append(vals, slot.val)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if _, err := e.objs.Qers.BatchUpdate(keys, vals, nil); err != nil {
+		return mapErr("write", "qers", err)
 	}
 	return nil
 }
