@@ -83,7 +83,7 @@ func pegc(i int) smfsim.PEGC {
 // each with 8 PINE PDRs, from 4 SMF simulators at once, through the real
 // server and datapath.
 func BenchmarkSessionEstablishment(b *testing.B) {
-	const smfs = 4
+	const smfs = 16
 	env := newCPEnv(b, uint32(b.N+16))
 	clients := make([]*smfsim.Client, smfs)
 	for i := range clients {

@@ -67,6 +67,7 @@ struct {
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE); /* the control plane reads usage without syscalls */
 	__type(key, __u32);
 	__type(value, struct counter);
 	__uint(max_entries, 2000000);

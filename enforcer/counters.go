@@ -2,6 +2,7 @@ package enforcer
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -24,16 +25,26 @@ func sumCounters(vals []bpf.PineCounter) Counter {
 // ruleUsage reads a rule's per-CPU counters; a failed read counts zero,
 // which the rule table's own consistency makes impossible in practice.
 func (e *Enforcer) ruleUsage(idx uint32) Counter {
-	var c Counter
-	for cpu := range uint32(ebpf.MustPossibleCPU()) {
-		var v bpf.PineCounter
-		if err := e.objs.RuleStats.Lookup(cpu*e.cfg.MaxRules+idx, &v); err != nil {
-			e.log.Error("read rule counters", "index", idx, "cpu", cpu, "err", err)
-			continue
-		}
-		c.add(Counter{v.Packets, v.Bytes})
+	c, err := readRuleUsage(e.ruleStats, e.cfg.MaxRules, idx)
+	if err != nil {
+		e.log.Error("read rule counters", "index", idx, "err", err)
 	}
 	return c
+}
+
+// readRuleUsage sums a rule's per-CPU counters from the mmap'ed rule_stats
+// array: no syscall, so usage reporting costs nothing per rule.
+func readRuleUsage(mem *ebpf.Memory, stride, idx uint32) (Counter, error) {
+	var c Counter
+	var b [16]byte
+	for cpu := range uint32(ebpf.MustPossibleCPU()) {
+		off := int64(cpu*stride+idx) * int64(len(b))
+		if _, err := mem.ReadAt(b[:], off); err != nil {
+			return c, fmt.Errorf("rule counter %d on CPU %d: %w", idx, cpu, err)
+		}
+		c.add(Counter{binary.NativeEndian.Uint64(b[:8]), binary.NativeEndian.Uint64(b[8:])})
+	}
+	return c, nil
 }
 
 func (e *Enforcer) sessionUsage(sid uint32) SessionUsage {

@@ -99,6 +99,8 @@ type Enforcer struct {
 
 	links map[string]link.Link // by interface name
 
+	ruleStats *ebpf.Memory // rule_stats, mmap'ed
+
 	events     *ringbuf.Reader
 	eventsOnce sync.Once
 }
@@ -183,6 +185,10 @@ func New(cfg Config) (*Enforcer, error) {
 			return nil, fmt.Errorf("adopt maps pinned in %s (sized or built differently; start fresh to replace them): %w", cfg.PinDir, err)
 		}
 		return nil, fmt.Errorf("load XDP programs: %w", err)
+	}
+	if e.ruleStats, err = e.objs.RuleStats.Memory(); err != nil {
+		e.objs.Close()
+		return nil, fmt.Errorf("map rule counters: %w", err)
 	}
 	return e, nil
 }

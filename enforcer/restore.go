@@ -226,7 +226,8 @@ func (e *Enforcer) sweep() (int, error) {
 		}
 		if err := e.objs.Sessions.Lookup(id, &slot); err == nil && slot.Flags != 0 {
 			swept++
-			errs = append(errs, e.objs.Sessions.Update(id, bpf.PineSession{}, ebpf.UpdateAny))
+			errs = append(errs, e.objs.Sessions.Update(id, bpf.PineSession{}, ebpf.UpdateAny),
+				e.resetSessionCounters(id))
 		}
 	}
 

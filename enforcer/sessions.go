@@ -366,8 +366,11 @@ func (e *Enforcer) writeQERs(tx *txn, old, ns *session) error {
 	return nil
 }
 
+// zeroNewCounters clears the counters of rule indices the new state takes,
+// through the mmap'ed rule_stats: no syscall. A session's own counters are
+// cleared when it is removed (resetSessionCounters), off this path.
 func (e *Enforcer) zeroNewCounters(old, ns *session) error {
-	var keys []uint32
+	var zero [16]byte
 	for id, idx := range ns.ruleIDs {
 		if old != nil {
 			if _, ok := old.ruleIDs[id]; ok {
@@ -375,24 +378,21 @@ func (e *Enforcer) zeroNewCounters(old, ns *session) error {
 			}
 		}
 		for cpu := range uint32(ebpf.MustPossibleCPU()) {
-			keys = append(keys, cpu*e.cfg.MaxRules+idx)
-		}
-	}
-	if len(keys) > 0 {
-		zero := make([]bpf.PineCounter, len(keys))
-		if _, err := e.objs.RuleStats.BatchUpdate(keys, zero, nil); err != nil {
-			return mapErr("reset", "rule_stats", err)
-		}
-	}
-	if old == nil {
-		if err := e.objs.SessionStats.Update(ns.sid, make([]bpf.PineSessStats, ebpf.MustPossibleCPU()), ebpf.UpdateAny); err != nil {
-			return mapErr("reset", "session_stats", err)
-		}
-		if err := e.objs.EventLimits.Update(ns.sid, make([]bpf.PineEvLimit, ebpf.MustPossibleCPU()), ebpf.UpdateAny); err != nil {
-			return mapErr("reset", "event_limits", err)
+			if _, err := e.ruleStats.WriteAt(zero[:], int64(cpu*e.cfg.MaxRules+idx)*16); err != nil {
+				return fmt.Errorf("reset rule counter %d: %w", idx, err)
+			}
 		}
 	}
 	return nil
+}
+
+// resetSessionCounters clears a released sid's counters for its next owner.
+func (e *Enforcer) resetSessionCounters(sid uint32) error {
+	ncpu := ebpf.MustPossibleCPU()
+	return errors.Join(
+		mapErr("reset", "session_stats", e.objs.SessionStats.Update(sid, make([]bpf.PineSessStats, ncpu), ebpf.UpdateAny)),
+		mapErr("reset", "event_limits", e.objs.EventLimits.Update(sid, make([]bpf.PineEvLimit, ncpu), ebpf.UpdateAny)),
+	)
 }
 
 func (e *Enforcer) insertEntries(tx *txn, sid uint32, gen uint8, keys []entryKey, vals map[entryKey]bpf.PineRule) error {
@@ -650,6 +650,7 @@ func (e *Enforcer) RemoveSession(seid uint64) (SessionReport, error) {
 	for a := range s.peers {
 		e.releasePeer(a)
 	}
+	err = errors.Join(err, e.resetSessionCounters(s.sid))
 	e.sids.release(s.sid)
 	e.forgetAddresses(&s.spec)
 	delete(e.sessions, seid)
