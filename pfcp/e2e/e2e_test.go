@@ -14,6 +14,7 @@ import (
 	"github.com/pine-upf/pine-upf/enforcer"
 	"github.com/pine-upf/pine-upf/internal/dptest"
 	"github.com/pine-upf/pine-upf/internal/pkt"
+	"github.com/pine-upf/pine-upf/internal/tshark"
 	"github.com/pine-upf/pine-upf/pfcp"
 	"github.com/pine-upf/pine-upf/pfcp/smfsim"
 )
@@ -239,4 +240,54 @@ func TestPeerRestartPurgesSessions(t *testing.T) {
 	if n := len(v.e.SEIDs()); n != 0 {
 		t.Errorf("%d sessions left after the peer restarted", n)
 	}
+}
+
+// TestServerEncodingDissects captures an SMF simulator's exchange with the
+// real server and requires Wireshark's PFCP dissector to decode every
+// message — ours included — without a malformed field or an expert error.
+func TestServerEncodingDissects(t *testing.T) {
+	v := newEnv(t, pfcp.Config{HeartbeatInterval: 200 * time.Millisecond})
+	capture := tshark.Start(t, netip.MustParseAddrPort(v.srv.Addr().String()).Port())
+	ctx := context.Background()
+	smf := v.dial("127.0.0.2", time.Now())
+	if _, _, err := smf.Associate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := smf.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := smf.EstablishPEGC(ctx, smfsim.PEGC{UEIPv4: ue, UEIPv6Prefix: netip.MustParsePrefix("2001:db8:a::/64"),
+		GNB: dptest.GNBv4, GNBTEID: gnbTEID,
+		Default: &smfsim.DefaultRule{Filter: "permit out ip from any to assigned", MBRUL: 50e6, MBRDL: 100e6, VolumeThreshold: 1e9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pine := smfsim.PINE{ID: 1, Addr: ue, Proto: pkt.UDP, Ports: []smfsim.PortRange{{Lo: 5000, Hi: 5009}}, MBRUL: 1e6, VolumeThreshold: 1e6}
+	if err := sess.AddPINE(ctx, pine); err != nil {
+		t.Fatal(err)
+	}
+	pine.GateClosed = true
+	if err := sess.UpdatePINE(ctx, pine); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // a UPF-initiated heartbeat or two
+	if _, err := sess.RemovePINE(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sess.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := smf.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	frames, _ := capture.Stop()
+	types := tshark.Check(t, frames)
+	// Our responses and requests: association setup/release response (6, 10),
+	// heartbeat request/response (1, 2), session responses (51, 53, 55).
+	for _, want := range []string{"1", "2", "6", "10", "51", "53", "55"} {
+		if types[want] == 0 {
+			t.Errorf("no PFCP message type %s in the capture (%v)", want, types)
+		}
+	}
+	t.Logf("tshark decoded %d frames, PFCP types %v", len(frames), types)
 }

@@ -1,137 +1,31 @@
 package smfsim
 
 import (
-	"bufio"
 	"context"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pine-upf/pine-upf/internal/tshark"
 	"github.com/pine-upf/pine-upf/pfcp/smfsim/fakeupf"
 	"github.com/wmnsk/go-pfcp/message"
 )
-
-// needTshark skips the test when tshark (or capturing) is unavailable,
-// except under CI=true, where that is a failure.
-func needTshark(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and %s", why)
-	}
-	t.Skip(why)
-}
 
 // TestTsharkDissect captures the simulator's traffic with a fake UPF on
 // loopback and requires Wireshark's PFCP dissector to decode every message
 // without a malformed field or an error-severity expert info.
 func TestTsharkDissect(t *testing.T) {
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		needTshark(t, "tshark not installed (apt-get install tshark)")
-	}
 	u, err := fakeupf.New("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer u.Close()
 	u.SetPoke(true)
-	port := netip.MustParseAddrPort(u.Addr()).Port()
-	portS := strconv.Itoa(int(port))
-
-	dir := t.TempDir()
-	if d := os.Getenv("PFCP_DISSECT_OUT"); d != "" {
-		dir = d
-	}
-	capFile := filepath.Join(dir, "smfsim.pcapng")
-	capCmd := exec.Command(tshark, "-i", "lo", "-f", "udp port "+portS, "-w", capFile, "-a", "duration:60")
-	stderr, _ := capCmd.StderrPipe()
-	if err := capCmd.Start(); err != nil {
-		needTshark(t, "cannot start tshark: "+err.Error())
-	}
-	defer capCmd.Process.Kill()
-	ready := make(chan bool, 1)
-	var capLog strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sent := false
-		for sc.Scan() {
-			capLog.WriteString(sc.Text() + "\n")
-			if !sent && strings.Contains(sc.Text(), "Capturing on") {
-				ready <- true
-				sent = true
-			}
-		}
-		if !sent {
-			ready <- false
-		}
-	}()
-	select {
-	case ok := <-ready:
-		if !ok {
-			needTshark(t, "tshark cannot capture on lo: "+capLog.String())
-		}
-	case <-time.After(15 * time.Second):
-		needTshark(t, "tshark did not start capturing")
-	}
-
-	// dumpcap reports "Capturing on" slightly before the filter is live.
-	time.Sleep(time.Second)
+	capture := tshark.Start(t, netip.MustParseAddrPort(u.Addr()).Port())
 	runDissectScenario(t, u)
-
-	time.Sleep(500 * time.Millisecond)
-	_ = capCmd.Process.Signal(syscall.SIGINT)
-	done := make(chan error, 1)
-	go func() { done <- capCmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("tshark did not stop")
-	}
-
-	decodeAs := "udp.port==" + portS + ",pfcp"
-	out, err := exec.Command(tshark, "-r", capFile, "-d", decodeAs, "-T", "fields", "-E", "separator=|",
-		"-e", "frame.number", "-e", "pfcp.msg_type", "-e", "_ws.malformed", "-e", "_ws.expert.severity",
-		"-e", "_ws.expert.message").Output()
-	if err != nil {
-		t.Fatalf("tshark -r: %v", err)
-	}
-	frames, pfcpFrames := 0, 0
-	types := map[string]int{}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Split(line, "|")
-		if len(f) < 5 {
-			continue
-		}
-		frames++
-		if f[1] != "" {
-			pfcpFrames++
-			types[f[1]]++
-		}
-		if f[2] != "" {
-			t.Errorf("frame %s (PFCP type %s): malformed: %s", f[0], f[1], f[2])
-		}
-		if f[3] != "" {
-			if isErrorSeverity(f[3]) {
-				t.Errorf("frame %s (PFCP type %s): expert error: %s", f[0], f[1], f[4])
-			} else {
-				t.Logf("frame %s (PFCP type %s): expert info %s: %s", f[0], f[1], f[3], f[4])
-			}
-		}
-	}
-	verbose, err := exec.Command(tshark, "-r", capFile, "-d", decodeAs, "-V").Output()
-	if err != nil {
-		t.Fatalf("tshark -V: %v", err)
-	}
-	_ = os.WriteFile(filepath.Join(dir, "smfsim-dissect.txt"), verbose, 0o644)
-	if frames == 0 || pfcpFrames != frames {
-		t.Fatalf("%d frames, %d decoded as PFCP", frames, pfcpFrames)
-	}
+	frames, verbose := capture.Stop()
+	types := tshark.Check(t, frames)
 	// Every message type of the scenario must have been seen (decimal types).
 	for _, want := range []string{"1", "2", "5", "6", "9", "10", "50", "51", "52", "53", "54", "55", "56", "57"} {
 		if types[want] == 0 {
@@ -143,22 +37,11 @@ func TestTsharkDissect(t *testing.T) {
 		"Flow Description: permit out 6 from any to 2001:db8:1:0:aa::2 443",
 		"Flow Description: permit out ip from any to assigned",
 	} {
-		if !strings.Contains(string(verbose), s) {
+		if !strings.Contains(verbose, s) {
 			t.Errorf("dissection lacks %q", s)
 		}
 	}
-	t.Logf("tshark decoded %d PFCP messages, types %v, no malformed fields, no expert errors; capture in %s", pfcpFrames, types, capFile)
-}
-
-func isErrorSeverity(s string) bool {
-	for _, v := range strings.Split(s, ",") {
-		v = strings.TrimSpace(v)
-		// Numeric PI_ERROR (0x00800000) or its name.
-		if v == "8388608" || v == "0x00800000" || strings.EqualFold(v, "error") {
-			return true
-		}
-	}
-	return false
+	t.Logf("tshark decoded %d frames, PFCP types %v", len(frames), types)
 }
 
 // runDissectScenario exercises every message the simulator sends and
