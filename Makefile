@@ -7,7 +7,7 @@ DIFF_PACKETS ?= 100000
 FUZZTIME  ?= 20s
 BENCHTIME ?= 20000x
 
-.PHONY: all generate build test fuzz bench vet clean
+.PHONY: all generate build test fuzz bench vet clean demo
 
 all: build
 
@@ -35,6 +35,11 @@ fuzz:
 # Datapath cost against the floor programs, as a table.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./bench
+
+# The demo: namespaces gNB <-> pine-upf <-> data network, an SMF simulator
+# authorizing PINE A but not B, traffic for both, a table of what happened.
+demo:
+	bash scripts/demo.sh
 
 clean:
 	rm -rf bin

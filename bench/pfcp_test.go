@@ -15,6 +15,7 @@ import (
 	"github.com/pine-upf/pine-upf/internal/pkt"
 	"github.com/pine-upf/pine-upf/pfcp"
 	"github.com/pine-upf/pine-upf/pfcp/smfsim"
+	"github.com/pine-upf/pine-upf/pfcp/smfsim/fakeupf"
 )
 
 // cpEnv is the N4 server on loopback with the real datapath behind it.
@@ -155,4 +156,56 @@ func BenchmarkAddPINE(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
 	b.ReportMetric(0, "ns/op")
 	report.addCP(fmt.Sprintf("add-a-PINE round trip over %d: p50 %v, p99 %v, max %v", len(lat), q(0.5), q(0.99), lat[len(lat)-1]))
+}
+
+// BenchmarkEstablishmentServer: the server's own capacity, without the
+// simulators on the same two cores: establishment requests (8 PINE PDRs
+// each) are recorded once from the simulator, then fed to the server's
+// message path in a loop, each committing to the real datapath.
+func BenchmarkEstablishmentServer(b *testing.B) {
+	upf, err := fakeupf.New("127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer upf.Close()
+	rec, err := smfsim.Dial(context.Background(), upf.Addr(), smfsim.Options{NodeID: "127.0.1.1", LocalAddr: "127.0.1.1:0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rec.Close()
+	if _, _, err := rec.Associate(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	for i := range b.N {
+		if _, err := rec.EstablishPEGC(context.Background(), pegc(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	assoc := upf.Requests(5) // Association Setup Request
+	reqs := upf.Requests(50) // Session Establishment Request
+	if len(assoc) != 1 || len(reqs) != b.N {
+		b.Fatalf("recorded %d association and %d establishment requests", len(assoc), len(reqs))
+	}
+
+	env := newCPEnv(b, uint32(b.N+16))
+	peer := assoc[0].From
+	if resp := env.srv.HandleMessage(peer, assoc[0].Raw); resp == nil {
+		b.Fatal("no association response")
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		if resp := env.srv.HandleMessage(peer, reqs[i].Raw); resp == nil {
+			b.Fatal("no establishment response")
+		}
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if n := env.srv.Stats().Sessions; n != b.N {
+		b.Fatalf("%d sessions established, want %d", n, b.N)
+	}
+	rate := float64(b.N) / elapsed.Seconds()
+	b.ReportMetric(rate, "establishments/s")
+	b.ReportMetric(0, "ns/op")
+	report.addCP(fmt.Sprintf("server alone, one goroutine (recorded requests into its message path): %.0f establishments/s over %d", rate, b.N))
 }

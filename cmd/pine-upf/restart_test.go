@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pine-upf/pine-upf/internal/dptest"
+	"github.com/pine-upf/pine-upf/internal/testnet"
+	"github.com/pine-upf/pine-upf/pfcp/smfsim"
+)
+
+// The example configuration in deploy/ is valid.
+func TestDeployConfigValidates(t *testing.T) {
+	cfg, err := loadConfigFile("../../deploy/pine-upf.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With --keep-datapath the programs keep enforcing while no daemon runs;
+// the next daemon adopts the pinned maps, restores the saved sessions and
+// keeps the recovery time stamp.
+func TestRestartKeepsDatapath(t *testing.T) {
+	w := dptest.NewWorld(t)
+	w.DN.AddAddr(t, "lo", e2eServer.String()+"/32")
+	w.DN.AddRoute(t, "10.45.0.0/16", dptest.N6v4.String(), "dn0")
+	if err := testnet.MountBPFFS(); err != nil {
+		t.Fatal(err)
+	}
+	var sfx [4]byte
+	rand.Read(sfx[:])
+	pinDir := filepath.Join(testnet.BPFFSPath, "pine-upf-test-"+hex.EncodeToString(sfx[:]))
+	t.Cleanup(func() { os.RemoveAll(pinDir) })
+	stateDir := t.TempDir()
+	cfg := defaultConfig()
+	cfg.N3 = IfaceConfig{Interface: "n3", IPv4: dptest.N3v4.String()}
+	cfg.N6 = IfaceConfig{Interface: "n6", IPv4: dptest.N6v4.String()}
+	cfg.XDPMode = "generic"
+	cfg.PFCP.Listen = "127.0.0.1:0"
+	cfg.PFCP.NodeID = "upf.test"
+	cfg.Maps = MapsConfig{Sessions: 1024, Rules: 8192, QERs: 1024}
+	cfg.PinDir, cfg.State, cfg.Metrics.Listen = pinDir, stateDir, ""
+	p, err := cfg.validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs.String())
+		}
+	})
+	start := func(opts runOptions) (*daemon, func() error) {
+		t.Helper()
+		var d *daemon
+		if err := w.UPF.Do(func() (err error) {
+			d, err = newDaemon(p, opts, newLogger(logs, p))
+			return err
+		}); err != nil {
+			t.Fatalf("start daemon: %v", err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- d.serve(ctx) }()
+		stopped := false
+		stop := func() error {
+			if stopped {
+				return nil
+			}
+			stopped = true
+			cancel()
+			return <-done
+		}
+		t.Cleanup(func() { stop() })
+		waitFor(t, "PFCP", func() bool { ok, _ := d.ready(); return ok })
+		return d, stop
+	}
+
+	d1, stop1 := start(runOptions{keepDatapath: true})
+	ctx := context.Background()
+	var smf *smfsim.Client
+	if err := w.UPF.Do(func() (err error) {
+		smf, err = smfsim.Dial(ctx, d1.srv.Addr().String(), smfsim.Options{Timeout: time.Second})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer smf.Close()
+	if _, _, err := smf.Associate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := smf.EstablishPEGC(ctx, smfsim.PEGC{UEIPv4: e2eUE, GNB: dptest.GNBv4, GNBTEID: e2eGNBTEID,
+		PINEs: []smfsim.PINE{{ID: 1, Addr: e2eUE, Proto: 17, Ports: []smfsim.PortRange{{Lo: portA, Hi: portA}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rts1, _ := os.ReadFile(filepath.Join(stateDir, recoveryFile))
+	if err := stop1(); err != nil {
+		t.Fatal(err)
+	}
+
+	// No daemon: the pinned datapath still enforces.
+	echo := startEcho(t, w.DN, netip4(e2eServer, 7))
+	gnb := openGNB(t, w.GNB, dptest.GNBv4)
+	gnb.sendGPDU(t, sess.TEID, portA, "while down")
+	if got := echo.wait(time.Second); got == nil || got.payload != "while down" {
+		t.Fatalf("with the daemon stopped and the datapath kept, A got %+v", got)
+	}
+	gnb.sendGPDU(t, sess.TEID, portB, "B while down")
+	if got := echo.wait(300 * time.Millisecond); got != nil {
+		t.Fatalf("B passed while the daemon was down: %+v", got)
+	}
+
+	// The next daemon adopts it.
+	d2, stop2 := start(runOptions{})
+	if got := d2.enf.SEIDs(); len(got) != 1 {
+		t.Fatalf("restored sessions %v, want 1", got)
+	}
+	rts2, _ := os.ReadFile(filepath.Join(stateDir, recoveryFile))
+	if string(rts1) != string(rts2) || len(rts1) == 0 {
+		t.Errorf("recovery time stamp %q, then %q: want it kept", rts1, rts2)
+	}
+	gnb.sendGPDU(t, sess.TEID, portA, "after restart")
+	if got := echo.wait(time.Second); got == nil || got.payload != "after restart" {
+		t.Fatalf("after the restart A got %+v", got)
+	}
+	rep, err := inspect(pinDir, stateDir, true)
+	if err != nil || len(rep.Sessions) != 1 {
+		t.Fatalf("inspect after restart: %+v, %v", rep, err)
+	}
+	if err := stop2(); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(pinDir); len(ents) != 0 {
+		t.Errorf("pins left after a normal shutdown: %v", ents)
+	}
+}
