@@ -337,9 +337,12 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { second.Unpin(); second.Close() })
-	swept, err := second.Restore(st)
+	swept, lost, err := second.Restore(st)
 	if err != nil {
 		t.Fatalf("restore: %v", err)
+	}
+	if len(lost) != 0 {
+		t.Errorf("lost %v", lost)
 	}
 	if swept < 3 { // the orphan's TEID, UE address, rule entry and slot
 		t.Errorf("swept %d, want the orphan's entries", swept)

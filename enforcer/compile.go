@@ -13,6 +13,16 @@ import (
 // ErrBadRule marks a rule or session the datapath cannot enforce as given.
 var ErrBadRule = errors.New("bad rule")
 
+// RuleError names the rule a refusal is about; it wraps ErrBadRule (or
+// another sentinel), so errors.Is still works.
+type RuleError struct {
+	RuleID uint32
+	Err    error
+}
+
+func (e *RuleError) Error() string { return e.Err.Error() }
+func (e *RuleError) Unwrap() error { return e.Err }
+
 // Levels of the rule table, most specific first (see bpf/consts.h).
 const (
 	levelPort     = uint8(bpf.PineLevelL_PORT)
@@ -162,7 +172,7 @@ func validateSession(s *Session, n3v4, n3v6 bool) error {
 
 func validateRule(s *Session, r *Rule, qers map[uint32]bool, n3v4, n3v6 bool) error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: session %#x rule %d: %s", ErrBadRule, s.SEID, r.ID, fmt.Sprintf(format, args...))
+		return &RuleError{RuleID: r.ID, Err: fmt.Errorf("%w: session %#x rule %d: %s", ErrBadRule, s.SEID, r.ID, fmt.Sprintf(format, args...))}
 	}
 	if r.Direction != Uplink && r.Direction != Downlink {
 		return bad("direction %d", r.Direction)

@@ -252,17 +252,30 @@ func (e *Enforcer) Unpin() error {
 	if e.cfg.PinDir == "" {
 		return nil
 	}
-	var errs []error
-	for _, name := range pinnedMaps {
-		p := filepath.Join(e.cfg.PinDir, name)
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
 	e.mu.Lock()
+	var errs []error
 	for _, l := range e.links {
 		errs = append(errs, l.Unpin())
 	}
 	e.mu.Unlock()
+	return errors.Join(append(errs, UnpinDir(e.cfg.PinDir))...)
+}
+
+// UnpinDir removes what an enforcer pins under dir — its maps and links,
+// nothing else — for a fresh start without loading anything.
+func UnpinDir(dir string) error {
+	var errs []error
+	remove := func(p string) {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	for _, name := range pinnedMaps {
+		remove(filepath.Join(dir, name))
+	}
+	links, _ := filepath.Glob(filepath.Join(dir, "link_*"))
+	for _, l := range links {
+		remove(l)
+	}
 	return errors.Join(errs...)
 }

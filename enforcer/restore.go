@@ -81,33 +81,45 @@ var ErrStateMismatch = errors.New("saved state does not match the pinned datapat
 // sweeps what belongs to no restored session (entries of removed sessions,
 // an old generation half deleted when the last process died). It must be
 // called on a fresh Enforcer, before any other change.
-func (e *Enforcer) Restore(st State) (swept int, err error) {
+//
+// A saved session whose slot the maps no longer hold (the last process
+// removed it after saving) is not restored: it is in lost, and its
+// leftovers are swept.
+func (e *Enforcer) Restore(st State) (swept int, lost []uint64, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if len(e.sessions) > 0 {
-		return 0, errors.New("restore: the enforcer already has sessions")
+		return 0, nil, errors.New("restore: the enforcer already has sessions")
 	}
 	used := struct{ sids, rules, qers, peers map[uint32]bool }{
 		map[uint32]bool{}, map[uint32]bool{}, map[uint32]bool{}, map[uint32]bool{}}
 	for _, ss := range st.Sessions {
+		var live bpf.PineSession
+		if ss.SID >= e.cfg.MaxSessions {
+			return 0, nil, fmt.Errorf("restore session %#x: sid %d: %w", ss.Session.SEID, ss.SID, ErrStateMismatch)
+		}
+		if err := e.objs.Sessions.Lookup(ss.SID, &live); err != nil || live.Flags == 0 {
+			lost = append(lost, ss.Session.SEID)
+			continue
+		}
 		s := &session{spec: cloneSession(ss.Session), sid: ss.SID, gen: ss.Gen & 1,
 			ruleIDs: cloneMap(ss.RuleIDs), qers: map[qerRef]qerSlot{}, peers: cloneMap(ss.Peers)}
 		if err := validateSession(&s.spec, e.cfg.N3v4.IsValid(), e.cfg.N3v6.IsValid()); err != nil {
-			return 0, fmt.Errorf("restore session %#x: %w", s.spec.SEID, err)
+			return 0, nil, fmt.Errorf("restore session %#x: %w", s.spec.SEID, err)
 		}
 		if s.sid >= e.cfg.MaxSessions || used.sids[s.sid] {
-			return 0, fmt.Errorf("restore session %#x: sid %d: %w", s.spec.SEID, s.sid, ErrStateMismatch)
+			return 0, nil, fmt.Errorf("restore session %#x: sid %d: %w", s.spec.SEID, s.sid, ErrStateMismatch)
 		}
 		used.sids[s.sid] = true
 		for _, idx := range s.ruleIDs {
 			if idx >= e.cfg.MaxRules || used.rules[idx] {
-				return 0, fmt.Errorf("restore session %#x: rule index %d: %w", s.spec.SEID, idx, ErrStateMismatch)
+				return 0, nil, fmt.Errorf("restore session %#x: rule index %d: %w", s.spec.SEID, idx, ErrStateMismatch)
 			}
 			used.rules[idx] = true
 		}
 		for _, q := range ss.QERs {
 			if q.Index == 0 || q.Index >= e.cfg.MaxQERs || used.qers[q.Index] {
-				return 0, fmt.Errorf("restore session %#x: QER index %d: %w", s.spec.SEID, q.Index, ErrStateMismatch)
+				return 0, nil, fmt.Errorf("restore session %#x: QER index %d: %w", s.spec.SEID, q.Index, ErrStateMismatch)
 			}
 			s.qers[qerRef{q.ID, q.Direction}] = qerSlot{idx: q.Index, val: qerValueOf(&s.spec, q)}
 			used.qers[q.Index] = true
@@ -121,10 +133,6 @@ func (e *Enforcer) Restore(st State) (swept int, err error) {
 			}
 			ps.refs++
 		}
-		var live bpf.PineSession
-		if err := e.objs.Sessions.Lookup(s.sid, &live); err != nil || live.Flags == 0 {
-			return 0, fmt.Errorf("restore session %#x: no live session in slot %d: %w", s.spec.SEID, s.sid, ErrStateMismatch)
-		}
 		s.gen = live.Gen & 1 // the maps say which generation is live
 		c := compileRules(s.spec.Rules, s)
 		s.entries, s.levels = c.entries, c.levels
@@ -134,7 +142,8 @@ func (e *Enforcer) Restore(st State) (swept int, err error) {
 	e.ruleIDs = restoredAllocator(0, e.cfg.MaxRules, used.rules)
 	e.qerIdx = restoredAllocator(1, e.cfg.MaxQERs, used.qers)
 	e.peerIdx = restoredAllocator(1, e.cfg.MaxPeers, used.peers)
-	return e.sweep()
+	swept, err = e.sweep()
+	return swept, lost, err
 }
 
 // qerValueOf recomputes a restored QER's datapath value from the session,

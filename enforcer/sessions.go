@@ -143,10 +143,17 @@ func ue6Key(p netip.Prefix) bpf.PineUe6Key {
 // one, never a mix and never an empty table. A change that fails leaves
 // everything as it was.
 func (e *Enforcer) InstallSession(s Session) error {
+	_, err := e.ReplaceSession(s)
+	return err
+}
+
+// ReplaceSession is InstallSession returning the final usage of the rules
+// the change removed, read after they stopped matching: nothing they
+// counted is lost to usage reporting.
+func (e *Enforcer) ReplaceSession(s Session) (removed map[uint32]Counter, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	_, err := e.install(cloneSession(s))
-	return err
+	return e.install(cloneSession(s))
 }
 
 // AddRule adds a rule to an installed session, or replaces the rule with

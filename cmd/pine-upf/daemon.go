@@ -106,9 +106,12 @@ func newDaemon(p *parsed, opts runOptions, log *slog.Logger) (_ *daemon, err err
 			return nil, fmt.Errorf("%w (run with --fresh to start clean)", err)
 		}
 	}
-	swept, err := d.enf.Restore(st)
+	swept, lost, err := d.enf.Restore(st)
 	if err != nil {
 		return nil, fmt.Errorf("datapath: restore %d saved sessions: %w (run with --fresh to start clean)", len(st.Sessions), err)
+	}
+	if len(lost) > 0 {
+		log.Warn("saved sessions no longer in the datapath were not restored", "seids", lost)
 	}
 	if len(st.Sessions) > 0 || swept > 0 {
 		log.Info("adopted pinned datapath", "sessions", len(st.Sessions), "swept_entries", swept)
@@ -182,24 +185,12 @@ func newDaemon(p *parsed, opts runOptions, log *slog.Logger) (_ *daemon, err err
 
 // clearPins removes everything pinned in the pin directory: maps and
 // links of a previous run (the links' programs leave the interfaces).
+// clearPins removes what an earlier run pinned in dir, and nothing else.
 func clearPins(dir string) error {
 	if dir == "" {
 		return nil
 	}
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, e := range ents {
-		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return enforcer.UnpinDir(dir)
 }
 
 // ready: programs attached and PFCP listening.
