@@ -41,18 +41,35 @@ func (e *Enforcer) Snapshot() State {
 	defer e.mu.Unlock()
 	var st State
 	for _, seid := range slices.Sorted(mapKeys(e.sessions)) {
-		s := e.sessions[seid]
-		ss := SessionState{Session: cloneSession(s.spec), SID: s.sid, Gen: s.gen,
-			RuleIDs: cloneMap(s.ruleIDs), Peers: cloneMap(s.peers)}
-		for ref, slot := range s.qers {
-			ss.QERs = append(ss.QERs, QERState{ID: ref.id, Direction: ref.dir, Index: slot.idx})
-		}
-		slices.SortFunc(ss.QERs, func(a, b QERState) int {
-			return int(a.Index) - int(b.Index)
-		})
-		st.Sessions = append(st.Sessions, ss)
+		st.Sessions = append(st.Sessions, e.sessions[seid].state())
 	}
 	return st
+}
+
+// SnapshotSession returns one session's bookkeeping, as Snapshot has it:
+// a caller saving per session pays for that session only. A State made of
+// SessionStates taken at different times restores as well, as long as each
+// is the latest of its session.
+func (e *Enforcer) SnapshotSession(seid uint64) (SessionState, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s, ok := e.sessions[seid]
+	if !ok {
+		return SessionState{}, false
+	}
+	return s.state(), true
+}
+
+func (s *session) state() SessionState {
+	ss := SessionState{Session: cloneSession(s.spec), SID: s.sid, Gen: s.gen,
+		RuleIDs: cloneMap(s.ruleIDs), Peers: cloneMap(s.peers)}
+	for ref, slot := range s.qers {
+		ss.QERs = append(ss.QERs, QERState{ID: ref.id, Direction: ref.dir, Index: slot.idx})
+	}
+	slices.SortFunc(ss.QERs, func(a, b QERState) int {
+		return int(a.Index) - int(b.Index)
+	})
+	return ss
 }
 
 func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {

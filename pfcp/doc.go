@@ -130,6 +130,31 @@
 // or ErrConflict), 75 no resources (enforcer ErrFull), 77 system failure
 // (other enforcer errors).
 //
+// # Persistence and restart
+//
+// The server's state — associations (Node ID, peer address and port,
+// Recovery Time Stamp) and sessions (SEIDs, owner, PDR/FAR/QER/URR in the
+// server's own form with F-TEIDs and CHOOSE ID bindings, URR measurements
+// and UR-SEQNs, the installed enforcer.Session) — is exported as the
+// versioned, JSON-serializable State (ExportState). Config.OnChange
+// receives, after the datapath change and before the response is sent,
+// the Change an accepted request made: only the sessions it touched (and
+// all associations, few, when one changed), so persisting costs the size
+// of that session. Usage polls that take a report or block PDRs are
+// persisted the same way before the report leaves. ImportState, before
+// Serve, rebuilds associations and sessions without calling the
+// datapath (the caller restored the enforcer first); imported TEIDs and
+// SEIDs are taken for the allocators; the Recovery Time Stamp must be the
+// one the state was saved under. Not persisted: the response cache,
+// outstanding heartbeats and session reports awaiting an answer.
+//
+// Modifications replace the datapath session with ReplaceSession: the
+// final usage of the rules a change removes is folded into the URRs of
+// their PDR that the session keeps. Enforcer refusals naming a rule
+// (enforcer.RuleError) come back with Failed Rule ID (the rule's PDR).
+// ServerStats.HeartbeatRTT has the last round-trip time of our heartbeats
+// per peer.
+//
 // # Retransmissions
 //
 // A request repeating the (peer address and port, sequence number) of a

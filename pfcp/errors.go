@@ -46,7 +46,14 @@ func asCause(err error, offending uint16) *causeError {
 	case errors.Is(err, enforcer.ErrFull):
 		return fail(ie.CauseNoResourcesAvailable, 0, "datapath: %w", err)
 	case errors.Is(err, enforcer.ErrBadRule), errors.Is(err, enforcer.ErrConflict):
-		return fail(ie.CauseRuleCreationModificationFailure, offending, "datapath: %w", err)
+		ce := fail(ie.CauseRuleCreationModificationFailure, offending, "datapath: %w", err)
+		// The enforcer names the refused rule: its PDR is the Failed
+		// Rule ID (rule IDs are pdrID<<8 | SDF filter index).
+		var re *enforcer.RuleError
+		if errors.As(err, &re) {
+			ce.rule(ie.RuleIDTypePDR, re.RuleID>>8)
+		}
+		return ce
 	}
 	return fail(ie.CauseSystemFailure, 0, "datapath: %w", err)
 }

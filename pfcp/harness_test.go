@@ -33,6 +33,26 @@ func newFake() *fakeEnforcer {
 }
 
 func (f *fakeEnforcer) InstallSession(s enforcer.Session) error {
+	_, err := f.ReplaceSession(s)
+	return err
+}
+
+// ReplaceSession returns the counters of the rules the change removed.
+func (f *fakeEnforcer) ReplaceSession(s enforcer.Session) (map[uint32]enforcer.Counter, error) {
+	if err := f.install(s); err != nil {
+		return nil, err
+	}
+	removed := map[uint32]enforcer.Counter{}
+	for id, c := range f.usage[s.SEID] {
+		if !slices.ContainsFunc(s.Rules, func(r enforcer.Rule) bool { return r.ID == id }) {
+			removed[id] = c
+			delete(f.usage[s.SEID], id)
+		}
+	}
+	return removed, nil
+}
+
+func (f *fakeEnforcer) install(s enforcer.Session) error {
 	f.installs++
 	if err := f.failNext; err != nil {
 		f.failNext = nil

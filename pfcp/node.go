@@ -22,6 +22,7 @@ type association struct {
 	// UPF-initiated heartbeats.
 	hbSeq         uint32
 	hbOutstanding bool
+	hbSent        time.Time // when the outstanding heartbeat left
 	hbMissed      int
 	hbAnswered    bool      // it answered at least one of our heartbeats
 	hbLost        bool      // counted as lost, not yet answered again
@@ -88,6 +89,7 @@ func (s *Server) handleAssociationSetup(peer netip.AddrPort, m *message.Associat
 		s.log.Warn("peer changed its Node ID: old association released", "peer", peer, "old", other.nodeID, "new", nodeID)
 		s.purgeSessions(other.nodeID, "association replaced")
 		delete(s.assocs, other.nodeID)
+		delete(s.stats.HeartbeatRTT, other.nodeID)
 	}
 	if old, ok := s.assocs[nodeID]; ok {
 		if !old.rts.Equal(rts) {
@@ -103,6 +105,7 @@ func (s *Server) handleAssociationSetup(peer netip.AddrPort, m *message.Associat
 		s.log.Info("PFCP association set up", "node_id", nodeID, "peer", peer, "rts", rts.UTC())
 	}
 	s.assocs[nodeID] = &association{nodeID: nodeID, peer: peer, rts: rts, since: now}
+	s.markAssocs()
 	return respond(ie.CauseRequestAccepted, upFeatures())
 }
 
@@ -144,6 +147,8 @@ func (s *Server) handleAssociationRelease(peer netip.AddrPort, m *message.Associ
 	// TS 29.244 6.2.8.3: the UP function deletes the association's sessions.
 	n := s.purgeSessions(nodeID, "association released")
 	delete(s.assocs, nodeID)
+	delete(s.stats.HeartbeatRTT, nodeID)
+	s.markAssocs()
 	s.log.Info("PFCP association released", "node_id", nodeID, "peer", peer, "sessions_deleted", n)
 	return respond(ie.CauseRequestAccepted)
 }
@@ -180,6 +185,7 @@ func (s *Server) dropSession(ss *session) {
 		}
 	}
 	delete(s.sessions, ss.seid)
+	s.markRemoved(ss.seid)
 }
 
 // ---- heartbeats ----
@@ -202,6 +208,7 @@ func (s *Server) handleHeartbeatResponse(peer netip.AddrPort, m *message.Heartbe
 		return
 	}
 	a.hbOutstanding, a.hbMissed, a.hbAnswered = false, 0, true
+	s.stats.HeartbeatRTT[a.nodeID] = s.now().Sub(a.hbSent)
 	if a.hbLost {
 		a.hbLost = false
 		s.log.Info("peer answers heartbeats again", "node_id", a.nodeID, "peer", peer)
@@ -238,6 +245,7 @@ func (s *Server) heartbeatRTS(a *association, rts time.Time, where string) {
 	s.log.Warn("peer recovery time stamp changed in a heartbeat: restarted, its sessions purged",
 		"node_id", a.nodeID, "where", where, "old_rts", a.rts.UTC(), "new_rts", rts.UTC(), "sessions", n)
 	a.rts = rts
+	s.markAssocs()
 }
 
 // heartbeatTick runs every HeartbeatInterval: counts the unanswered
@@ -245,6 +253,7 @@ func (s *Server) heartbeatRTS(a *association, rts time.Time, where string) {
 func (s *Server) heartbeatTick() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.flush()
 	for _, id := range slices.Sorted(maps.Keys(s.assocs)) {
 		a := s.assocs[id]
 		if a.hbOutstanding {
@@ -256,6 +265,8 @@ func (s *Server) heartbeatTick() {
 				if s.cfg.PurgeOnPeerRestart {
 					n := s.purgeSessions(id, "peer lost")
 					delete(s.assocs, id)
+					delete(s.stats.HeartbeatRTT, id)
+					s.markAssocs()
 					s.log.Warn("peer lost: no heartbeat answer; association and sessions released",
 						"node_id", id, "peer", a.peer, "missed", a.hbMissed, "sessions", n)
 					continue
@@ -264,7 +275,7 @@ func (s *Server) heartbeatTick() {
 					"node_id", id, "peer", a.peer, "missed", a.hbMissed)
 			}
 		}
-		a.hbSeq, a.hbOutstanding = s.nextSeq(), true
+		a.hbSeq, a.hbOutstanding, a.hbSent = s.nextSeq(), true, s.now()
 		b, err := message.NewHeartbeatRequest(a.hbSeq, ie.NewRecoveryTimeStamp(s.rts), nil).Marshal()
 		if err != nil {
 			s.log.Error("marshal heartbeat request", "err", err)

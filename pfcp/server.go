@@ -23,6 +23,9 @@ import (
 // implements it.
 type Enforcer interface {
 	InstallSession(enforcer.Session) error
+	// ReplaceSession is InstallSession returning the final usage of the
+	// rules the change removed (read after they stopped matching).
+	ReplaceSession(enforcer.Session) (removed map[uint32]enforcer.Counter, err error)
 	RemoveSession(seid uint64) (enforcer.SessionReport, error)
 	SessionUsage(seid uint64) (enforcer.SessionUsage, error)
 	RuleUsage(seid uint64, ruleID uint32) (enforcer.Counter, error)
@@ -44,6 +47,15 @@ type Config struct {
 	UsagePollInterval  time.Duration  // how often URR thresholds are checked, default 1s
 	Logger             *slog.Logger
 	Enforcer           Enforcer
+
+	// OnChange, when set, is called with what an accepted request (or a
+	// usage poll taking reports, or a heartbeat verdict) changed, after the
+	// datapath has it and before the response is sent, under the server's
+	// lock: a persisted change is never lost to a crash right after the
+	// SMF learnt it was accepted. A Change carries only the sessions it
+	// touched. An error is logged and counted (PersistFailures); the change
+	// stays in force.
+	OnChange func(Change) error
 }
 
 // Defaults.
@@ -61,24 +73,27 @@ const (
 
 // ServerStats counts what the server did, for metrics.
 type ServerStats struct {
-	Received            map[uint8]uint64 // messages received, by message type (known types only)
-	Sent                map[uint8]uint64 // messages sent (responses and our requests), by message type
-	Causes              map[uint8]uint64 // Cause values of the responses sent
-	Undecodable         uint64           // dropped: too short, bad header or IEs that do not decode
-	UnknownType         uint64           // dropped: message type unknown
-	Unexpected          uint64           // dropped: a response matching no request of ours, or a response type we never ask for
-	RejectedPeers       uint64           // messages from sources outside AllowedPeers
-	Retransmissions     uint64           // requests answered from the response cache
-	VersionNotSupported uint64           // messages with a PFCP version other than 1
-	PeerRestarts        uint64           // peers found restarted (and their sessions purged)
-	PeersLost           uint64           // peers counted as lost after unanswered heartbeats
-	HandlerPanics       uint64           // messages dropped because a handler panicked (a bug; state unchanged)
+	Received            map[uint8]uint64         // messages received, by message type (known types only)
+	Sent                map[uint8]uint64         // messages sent (responses and our requests), by message type
+	Causes              map[uint8]uint64         // Cause values of the responses sent
+	Undecodable         uint64                   // dropped: too short, bad header or IEs that do not decode
+	UnknownType         uint64                   // dropped: message type unknown
+	Unexpected          uint64                   // dropped: a response matching no request of ours, or a response type we never ask for
+	RejectedPeers       uint64                   // messages from sources outside AllowedPeers
+	Retransmissions     uint64                   // requests answered from the response cache
+	VersionNotSupported uint64                   // messages with a PFCP version other than 1
+	PeerRestarts        uint64                   // peers found restarted (and their sessions purged)
+	PeersLost           uint64                   // peers counted as lost after unanswered heartbeats
+	HandlerPanics       uint64                   // messages dropped because a handler panicked (a bug; state unchanged)
+	PersistFailures     uint64                   // OnChange calls that failed
+	HeartbeatRTT        map[string]time.Duration // last round-trip time of our heartbeats, by peer Node ID
 	Associations        int
 	Sessions            int
 }
 
 func (st ServerStats) clone() ServerStats {
 	st.Received, st.Sent, st.Causes = maps.Clone(st.Received), maps.Clone(st.Sent), maps.Clone(st.Causes)
+	st.HeartbeatRTT = maps.Clone(st.HeartbeatRTT)
 	return st
 }
 
@@ -103,6 +118,7 @@ type Server struct {
 	pending   map[uint32]*pendingRequest // our session report requests, by sequence number
 	stats     ServerStats
 	rejectLog map[netip.Addr]time.Time
+	dirty     changes // what the running handler changed, for OnChange
 
 	connMu sync.Mutex
 	conn   *net.UDPConn
@@ -165,8 +181,9 @@ func NewServer(cfg Config) (*Server, error) {
 		cache:     newResponseCache(ResponseCacheSize, ResponseCacheAge),
 		pending:   map[uint32]*pendingRequest{},
 		rejectLog: map[netip.Addr]time.Time{},
-		stats:     ServerStats{Received: map[uint8]uint64{}, Sent: map[uint8]uint64{}, Causes: map[uint8]uint64{}},
-		ready:     make(chan struct{}),
+		stats: ServerStats{Received: map[uint8]uint64{}, Sent: map[uint8]uint64{}, Causes: map[uint8]uint64{},
+			HeartbeatRTT: map[string]time.Duration{}},
+		ready: make(chan struct{}),
 	}
 	// Our F-SEID address: the Node ID if it is an address, else the listen
 	// address, else the N3 address.
@@ -417,6 +434,8 @@ func (s *Server) HandleMessage(peer netip.AddrPort, b []byte) (resp []byte) {
 			s.stats.HandlerPanics++
 			resp = nil
 		}
+		// What the request changed is persisted before its response leaves.
+		s.flush()
 	}()
 	return s.handle(peer, b)
 }

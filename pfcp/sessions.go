@@ -80,10 +80,21 @@ func (s *Server) install(b *build, offending uint16) *causeError {
 		}
 		return ce
 	}
-	if err := s.enf.InstallSession(t.spec); err != nil {
+	removed, err := s.enf.ReplaceSession(t.spec)
+	if err != nil {
 		return asCause(err, offending)
 	}
 	ss := b.ss
+	// Rules the change removed: their last packets, counted between the
+	// last reading and their removal, still go to the URRs of their PDR
+	// (as it was before this request) that the session keeps.
+	if old := s.sessions[ss.seid]; old != nil && len(removed) > 0 {
+		for _, r := range ss.installed.Rules {
+			if c, ok := removed[r.ID]; ok {
+				accountTo(ss, old.pdrs, r, c)
+			}
+		}
+	}
 	ss.installed = t.spec
 	forgetRules(ss)
 	if t.remoteFilter && !ss.remoteLogged {
@@ -105,6 +116,7 @@ func (s *Server) install(b *build, offending uint16) *causeError {
 	used := ss.teidSet()
 	maps.DeleteFunc(ss.chids, func(_ uint8, t uint32) bool { return !used[t] })
 	s.sessions[ss.seid] = ss
+	s.markSession(ss.seid)
 	return nil
 }
 

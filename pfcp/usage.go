@@ -59,7 +59,11 @@ func (r usageReport) ie(typ uint16) *ie.IE {
 
 // account folds a rule's counter into the URRs of its PDR: the increase
 // since the last reading (a counter that went down belongs to a new rule).
-func account(ss *session, r enforcer.Rule, c enforcer.Counter) {
+func account(ss *session, r enforcer.Rule, c enforcer.Counter) { accountTo(ss, ss.pdrs, r, c) }
+
+// accountTo is account with the rule's PDR looked up in pdrs (the
+// session's PDRs before a change that removed the rule).
+func accountTo(ss *session, pdrs map[uint16]pdrState, r enforcer.Rule, c enforcer.Counter) {
 	prev := ss.seen[r.ID]
 	d := c
 	if c.Bytes >= prev.Bytes && c.Packets >= prev.Packets {
@@ -69,7 +73,7 @@ func account(ss *session, r enforcer.Rule, c enforcer.Counter) {
 	if d == (enforcer.Counter{}) {
 		return
 	}
-	p, ok := ss.pdrs[uint16(r.ID>>8)]
+	p, ok := pdrs[uint16(r.ID>>8)]
 	if !ok {
 		return
 	}
@@ -172,8 +176,14 @@ func (s *Server) pollUsage() {
 		if blocked || ns.blockPending {
 			t, ce := s.translate(ns)
 			if ce == nil {
-				if err := s.enf.InstallSession(t.spec); err != nil {
+				removed, err := s.enf.ReplaceSession(t.spec)
+				if err != nil {
 					ce = asCause(err, 0)
+				}
+				for _, r := range ns.installed.Rules {
+					if c, ok := removed[r.ID]; ok {
+						account(ns, r, c)
+					}
 				}
 			}
 			if ce != nil {
@@ -186,10 +196,17 @@ func (s *Server) pollUsage() {
 			}
 		}
 		s.sessions[seid] = ns
+		if len(reports) > 0 || blocked || ss.blockPending {
+			// Reports taken (UR-SEQN advanced, volumes zeroed) or rules
+			// blocked: persisted before the report leaves.
+			s.markSession(seid)
+		}
 		if len(reports) > 0 {
+			s.flush()
 			s.sendReport(ns, reports)
 		}
 	}
+	s.flush()
 	for seq, p := range s.pending {
 		if now.Sub(p.sent) < reportT1 {
 			continue

@@ -33,7 +33,7 @@ type daemon struct {
 	log  *slog.Logger
 
 	enf      *enforcer.Enforcer
-	snap     *snapshotter
+	store    *store
 	srv      *pfcp.Server
 	counters *daemonCounters
 	gtpConns []*net.UDPConn
@@ -75,7 +75,7 @@ func newDaemon(p *parsed, opts runOptions, log *slog.Logger) (_ *daemon, err err
 		if err := clearPins(p.PinDir); err != nil {
 			return nil, fmt.Errorf("fresh start: %w", err)
 		}
-		if err := os.Remove(filepath.Join(p.State, snapshotFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := clearState(p.State); err != nil {
 			return nil, fmt.Errorf("fresh start: %w", err)
 		}
 	}
@@ -91,40 +91,9 @@ func newDaemon(p *parsed, opts runOptions, log *slog.Logger) (_ *daemon, err err
 		}
 		return nil, fmt.Errorf("datapath: %w", err)
 	}
-	// Adopt the saved sessions (or sweep whatever the pinned maps hold when
-	// there is no snapshot: nothing unaccounted for stays enforced).
-	var st enforcer.State
-	if p.PinDir != "" {
-		saved, err := readSnapshot(p.State)
-		switch {
-		case err == nil:
-			if saved.MaxRules != p.Maps.Rules {
-				return nil, fmt.Errorf("datapath: the snapshot in %s was taken with maps.rules %d, now %d (run with --fresh)", p.State, saved.MaxRules, p.Maps.Rules)
-			}
-			st = saved.State
-		case !errors.Is(err, os.ErrNotExist):
-			return nil, fmt.Errorf("%w (run with --fresh to start clean)", err)
-		}
-	}
-	swept, lost, err := d.enf.Restore(st)
+	imported, err := d.adopt(rts)
 	if err != nil {
-		return nil, fmt.Errorf("datapath: restore %d saved sessions: %w (run with --fresh to start clean)", len(st.Sessions), err)
-	}
-	if len(lost) > 0 {
-		log.Warn("saved sessions no longer in the datapath were not restored", "seids", lost)
-	}
-	if len(st.Sessions) > 0 || swept > 0 {
-		log.Info("adopted pinned datapath", "sessions", len(st.Sessions), "swept_entries", swept)
-	}
-	if len(st.Sessions) > 0 {
-		// Package pfcp keeps its session state in memory only: the SMF
-		// cannot modify or delete these until it re-establishes them.
-		log.Warn("restored sessions are enforced but unknown to the PFCP server (it does not persist its session state yet)", "sessions", len(st.Sessions))
-	}
-	d.snap = &snapshotter{enf: d.enf, path: filepath.Join(p.State, snapshotFile), pinDir: p.PinDir,
-		maxRules: p.Maps.Rules, log: log}
-	if err := d.snap.save(); err != nil {
-		return nil, fmt.Errorf("state: save datapath snapshot: %w", err)
+		return nil, err
 	}
 
 	nodeID := p.PFCP.NodeID
@@ -140,10 +109,17 @@ func newDaemon(p *parsed, opts runOptions, log *slog.Logger) (_ *daemon, err err
 		PurgeOnPeerRestart: p.PFCP.PurgeOnPeerRestart,
 		MaxRulesPerSession: p.PFCP.PINEQuota,
 		Logger:             log.With("component", "pfcp"),
-		Enforcer:           savingEnforcer{Enforcer: d.enf, snap: d.snap},
+		Enforcer:           d.enf,
+		OnChange:           d.store.apply,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("config: pfcp: %w", err)
+	}
+	if err := d.srv.ImportState(imported); err != nil {
+		return nil, fmt.Errorf("state: %w (run with --fresh to start clean)", err)
+	}
+	if err := d.store.setAssociations(imported.Associations); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	log.Info("PFCP recovery time stamp", "time", rts.UTC(), "kept", kept)
 
@@ -232,7 +208,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	var hs *http.Server
 	if d.metrics != nil {
 		hs = &http.Server{
-			Handler:           metricsHandler(newCollector(d.enf, d.srv, d.counters, d.snap, d.log), d.ready),
+			Handler:           metricsHandler(newCollector(d.enf, d.srv, d.counters, d.store, d.log), d.ready),
 			ReadHeaderTimeout: 5 * time.Second,
 		}
 		wg.Go(func() {
@@ -276,7 +252,8 @@ func (d *daemon) shutdown() error {
 	d.closeOnce.Do(func() {
 		var errs []error
 		if d.opts.keepDatapath && d.cfg.PinDir != "" {
-			errs = append(errs, d.snap.save())
+			// The state directory is up to date: every change was saved
+			// before it was answered.
 			d.log.Info("keeping the datapath pinned and enforcing", "pin_dir", d.cfg.PinDir)
 		} else {
 			for _, iface := range []string{d.cfg.N3.Interface, d.cfg.N6.Interface} {
@@ -285,12 +262,8 @@ func (d *daemon) shutdown() error {
 				}
 			}
 			errs = append(errs, d.enf.Unpin())
-			if d.cfg.PinDir != "" {
-				// Nothing left to adopt: the snapshot goes with the pins.
-				if err := os.Remove(filepath.Join(d.cfg.State, snapshotFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-					errs = append(errs, err)
-				}
-			}
+			// Nothing left to adopt: the saved sessions go with the pins.
+			errs = append(errs, clearState(d.cfg.State))
 			d.log.Info("detached and unpinned the datapath")
 		}
 		errs = append(errs, d.enf.Close())
@@ -318,4 +291,96 @@ func (d *daemon) abort() {
 	if d.enf != nil {
 		d.enf.Close()
 	}
+}
+
+// adopt restores the datapath bookkeeping and the PFCP state a previous
+// run saved, reconciles the two with what the pinned maps hold, and
+// returns the PFCP state to import. After it, the datapath enforces exactly
+// the sessions of that state; anything else was swept or removed (and
+// logged).
+func (d *daemon) adopt(rts time.Time) (pfcp.State, error) {
+	p, log := d.cfg, d.log
+	imported := pfcp.State{Version: pfcp.StateVersion, RecoveryTimeStamp: rts}
+	ld := &loadedState{sessions: map[uint64]sessionFile{}}
+	if p.PinDir != "" {
+		var err error
+		if ld, err = loadState(p.State); err != nil {
+			return imported, fmt.Errorf("%w (run with --fresh to start clean)", err)
+		}
+		if ld.node != nil && ld.node.MaxRules != 0 && ld.node.MaxRules != p.Maps.Rules {
+			return imported, fmt.Errorf("datapath: the state in %s was saved with maps.rules %d, now %d (run with --fresh)", p.State, ld.node.MaxRules, p.Maps.Rules)
+		}
+		if ld.node != nil && !ld.node.RecoveryTimeStamp.IsZero() && !ld.node.RecoveryTimeStamp.Equal(rts) {
+			// The sessions were accepted under another time stamp: the
+			// SMFs consider them gone (TS 23.007).
+			log.Warn("saved PFCP state belongs to another recovery time stamp: sessions not adopted",
+				"saved", ld.node.RecoveryTimeStamp.UTC(), "now", rts.UTC(), "sessions", len(ld.sessions))
+			ld = &loadedState{sessions: map[uint64]sessionFile{}, legacy: ld.legacy}
+		}
+		for _, f := range ld.temps {
+			os.Remove(f)
+		}
+		for _, f := range ld.bad {
+			log.Error("unreadable saved session: not restored, its datapath entries are swept", "file", f)
+			os.Remove(f)
+		}
+	} else if err := clearState(p.State); err != nil {
+		// Without pins nothing survives a restart: saved sessions are stale.
+		return imported, fmt.Errorf("state: %w", err)
+	}
+
+	st := ld.datapathState()
+	swept, lost, err := d.enf.Restore(st)
+	if err != nil {
+		return imported, fmt.Errorf("datapath: restore %d saved sessions: %w (run with --fresh to start clean)", len(st.Sessions), err)
+	}
+	for _, seid := range lost {
+		// Saved, but the maps no longer have it: the last process removed
+		// it and died before its file went. Gone from both now.
+		log.Warn("saved session no longer in the datapath: dropped from the PFCP state", "seid", seid)
+		delete(ld.sessions, seid)
+		os.Remove(sessionPath(p.State, seid))
+	}
+	var assocs []pfcp.AssociationState
+	if ld.node != nil {
+		assocs = ld.node.Associations
+	}
+	owners := map[string]bool{}
+	for _, a := range assocs {
+		owners[a.NodeID] = true
+	}
+	remove := func(seid uint64, why string) {
+		if _, err := d.enf.RemoveSession(seid); err != nil {
+			log.Error("remove an unadoptable session from the datapath", "seid", seid, "err", err)
+		}
+		os.Remove(sessionPath(p.State, seid))
+		log.Warn("restored datapath session removed: "+why, "seid", seid)
+	}
+	restored := 0
+	for _, seid := range d.enf.SEIDs() {
+		f, ok := ld.sessions[seid]
+		switch {
+		case !ok:
+			remove(seid, "no PFCP state saved for it (no SMF could modify or delete it)")
+		case !owners[f.PFCP.Owner]:
+			remove(seid, "its PFCP association was not saved")
+			delete(ld.sessions, seid)
+		default:
+			imported.Sessions = append(imported.Sessions, *f.PFCP)
+			restored++
+		}
+	}
+	imported.Associations = assocs
+	if len(ld.legacy) > 0 {
+		os.Remove(filepath.Join(p.State, snapshotFile))
+	}
+	if restored > 0 || swept > 0 || len(assocs) > 0 {
+		log.Info("adopted pinned datapath and PFCP state", "sessions", restored, "associations", len(assocs),
+			"swept_entries", swept, "lost", len(lost))
+	}
+	d.store, err = newStore(p.State, p.PinDir, p.Maps.Rules, rts, d.enf, log.With("component", "state"))
+	if err != nil {
+		return imported, fmt.Errorf("state: %w", err)
+	}
+	return imported, nil
 }

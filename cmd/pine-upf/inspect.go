@@ -86,9 +86,9 @@ func newInspectCmd(stdout io.Writer) *cobra.Command {
 }
 
 func inspect(pinDir, stateDir string, pinDirGiven bool) (*inspectReport, error) {
-	saved, err := readSnapshot(stateDir)
+	saved, err := readSaved(stateDir)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("inspect: no datapath snapshot in %s (is pine-upf running with this --state-dir and a pin directory?)", stateDir)
+		return nil, fmt.Errorf("inspect: no saved state in %s (is pine-upf running with this --state-dir and a pin directory?)", stateDir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("inspect: %w", err)
@@ -223,4 +223,27 @@ func hexList(v []uint32) string {
 		s = append(s, fmt.Sprintf("%#x", x))
 	}
 	return "[" + strings.Join(s, " ") + "]"
+}
+
+// readSaved reads the saved state (node.json and the session files, or a
+// legacy datapath snapshot) as one savedState.
+func readSaved(stateDir string) (*savedState, error) {
+	ld, err := loadState(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	if ld.node == nil {
+		return nil, os.ErrNotExist
+	}
+	s := &savedState{Version: storeVersion, SavedAt: ld.node.SavedAt, PinDir: ld.node.PinDir, MaxRules: ld.node.MaxRules,
+		State: ld.datapathState()}
+	if ld.legacyAt.After(s.SavedAt) {
+		s.SavedAt = ld.legacyAt
+	}
+	for _, f := range ld.sessions {
+		if f.SavedAt.After(s.SavedAt) {
+			s.SavedAt = f.SavedAt
+		}
+	}
+	return s, nil
 }

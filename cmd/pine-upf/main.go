@@ -183,7 +183,7 @@ func newRunCmd(stderr io.Writer) *cobra.Command {
 	f.Uint32Var(&o.qers, "max-qers", 0, "datapath QER capacity")
 	f.IntVar(&o.quota, "pine-quota", 0, "PINE rules per session")
 	f.StringVar(&o.pinDir, "pin-dir", "", "bpffs directory for pinned maps and links (\"\" = no pinning)")
-	f.StringVar(&o.stateDir, "state-dir", "", "state directory (recovery time stamp, datapath snapshot)")
+	f.StringVar(&o.stateDir, "state-dir", "", "state directory (recovery time stamp, PFCP and datapath state)")
 	f.StringVar(&o.metrics, "metrics-listen", "", "metrics address host:port (\"\" = off)")
 	f.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "", "text or json")

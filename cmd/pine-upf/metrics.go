@@ -80,7 +80,7 @@ type collector struct {
 	enf      *enforcer.Enforcer
 	srv      *pfcp.Server
 	counters *daemonCounters
-	snap     *snapshotter
+	snap     *store
 	log      *slog.Logger
 
 	packets, bytes, drops                             *prometheus.Desc
@@ -89,10 +89,11 @@ type collector struct {
 	capacity, fill, memory                            *prometheus.Desc
 	assocs, pfcpSessions, pfcpRx, pfcpTx, pfcpCauses  *prometheus.Desc
 	pfcpDropped, pfcpRetrans, peerRestarts, peersLost *prometheus.Desc
+	hbRTT                                             *prometheus.Desc
 	gtpEcho, gtpOther, snapFailures, scrapeErrors     *prometheus.Desc
 }
 
-func newCollector(enf *enforcer.Enforcer, srv *pfcp.Server, c *daemonCounters, snap *snapshotter, log *slog.Logger) *collector {
+func newCollector(enf *enforcer.Enforcer, srv *pfcp.Server, c *daemonCounters, snap *store, log *slog.Logger) *collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(ns+"_"+name, help, labels, nil)
 	}
@@ -120,9 +121,10 @@ func newCollector(enf *enforcer.Enforcer, srv *pfcp.Server, c *daemonCounters, s
 		pfcpRetrans:  d("pfcp_retransmissions_total", "PFCP requests answered from the response cache."),
 		peerRestarts: d("pfcp_peer_restarts_total", "PFCP peers found restarted (their sessions purged)."),
 		peersLost:    d("pfcp_peers_lost_total", "PFCP peers counted as lost after unanswered heartbeats."),
+		hbRTT:        d("pfcp_heartbeat_rtt_seconds", "Round-trip time of the last answered UPF heartbeat, by peer Node ID.", "node_id"),
 		gtpEcho:      d("gtpu_echo_total", "GTP-U echo messages on N3 handled by the daemon.", "message"),
 		gtpOther:     d("gtpu_control_messages_total", "Other GTP-U messages reaching the daemon (not echo), or malformed.", "kind"),
-		snapFailures: d("snapshot_failures_total", "Failed saves of the datapath snapshot."),
+		snapFailures: d("snapshot_failures_total", "Failed saves of the PFCP and datapath state (the change is in force but would not survive a restart)."),
 		scrapeErrors: d("scrape_errors_total", "Errors reading the datapath during this scrape.", "source"),
 	}
 }
@@ -218,6 +220,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		cnt(c.pfcpRetrans, ps.Retransmissions)
 		cnt(c.peerRestarts, ps.PeerRestarts)
 		cnt(c.peersLost, ps.PeersLost)
+		for id, rtt := range ps.HeartbeatRTT {
+			gauge(c.hbRTT, rtt.Seconds(), id)
+		}
 	}
 	cnt(c.gtpEcho, c.counters.gtpEchoRequests.Load(), "request")
 	cnt(c.gtpEcho, c.counters.gtpEchoResponses.Load(), "response")

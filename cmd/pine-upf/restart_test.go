@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,10 +121,42 @@ func TestRestartKeepsDatapath(t *testing.T) {
 		t.Fatalf("B passed while the daemon was down: %+v", got)
 	}
 
+	// A crash can leave a session file whose session the maps no longer
+	// have (the process died between removing it and unlinking its file),
+	// and temp files of interrupted writes.
+	real, err := os.ReadFile(sessionPath(stateDir, sess.UPSEID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ghost sessionFile
+	if err := json.Unmarshal(real, &ghost); err != nil {
+		t.Fatal(err)
+	}
+	const ghostSEID = 0x6e0571
+	ghost.PFCP.SEID, ghost.PFCP.Installed.SEID, ghost.Datapath.Session.SEID = ghostSEID, ghostSEID, ghostSEID
+	ghost.Datapath.SID = 1000
+	b, _ := json.Marshal(ghost)
+	if err := os.WriteFile(sessionPath(stateDir, ghostSEID), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(stateDir, sessionsDir, ".0000000000000001.json.tmp-123")
+	os.WriteFile(tmp, []byte("{"), 0o600)
+
 	// The next daemon adopts it.
 	d2, stop2 := start(runOptions{})
 	if got := d2.enf.SEIDs(); len(got) != 1 {
 		t.Fatalf("restored sessions %v, want 1", got)
+	}
+	if st := d2.srv.ExportState(); len(st.Sessions) != 1 || st.Sessions[0].SEID != sess.UPSEID || len(st.Associations) != 1 {
+		t.Errorf("PFCP state after the restart: %+v, want the session and its association", st)
+	}
+	for _, f := range []string{sessionPath(stateDir, ghostSEID), tmp} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s left after the restart: %v", f, err)
+		}
+	}
+	if !strings.Contains(logs.String(), "saved session no longer in the datapath") {
+		t.Error("the lost session was not logged")
 	}
 	rts2, _ := os.ReadFile(filepath.Join(stateDir, recoveryFile))
 	if string(rts1) != string(rts2) || len(rts1) == 0 {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,13 +18,19 @@ import (
 	"github.com/pine-upf/pine-upf/pfcp"
 )
 
-// Files in the state directory.
+// Files in the state directory. See store for the layout.
 const (
 	recoveryFile = "recovery-time-stamp" // Unix seconds, one line
-	snapshotFile = "datapath.json"       // savedState
+	nodeFile     = "node.json"           // nodeState: associations, pin dir, map sizes
+	sessionsDir  = "sessions"            // one sessionFile per session, <UP SEID %016x>.json
+	// snapshotFile is the single-file datapath snapshot of earlier
+	// versions (savedState). A daemon finding one adopts its sessions for
+	// the sweep, removes them (the PFCP side of them was never saved) and
+	// deletes the file.
+	snapshotFile = "datapath.json"
 )
 
-// savedState is the datapath snapshot on disk: enforcer.State and what a
+// savedState is the legacy datapath snapshot: enforcer.State and what a
 // reader needs to interpret the pinned maps beside it.
 type savedState struct {
 	Version  int            `json:"version"`
@@ -106,62 +114,259 @@ func readSnapshot(stateDir string) (*savedState, error) {
 	return &s, nil
 }
 
-// snapshotter saves the enforcer's bookkeeping after every change.
-type snapshotter struct {
-	mu       sync.Mutex
-	enf      *enforcer.Enforcer
-	path     string
-	pinDir   string
-	maxRules uint32
-	log      *slog.Logger
-	failures uint64
+// The saved state is per session, so that a change costs what the session
+// it touches costs, whatever the number of sessions:
+//
+//	state_dir/
+//	  recovery-time-stamp    our PFCP Recovery Time Stamp (kept across restarts)
+//	  node.json              nodeState: version, pin dir, map sizes, associations
+//	  sessions/<seid>.json   sessionFile: the PFCP session (pfcp.SessionState)
+//	                         and its datapath bookkeeping (enforcer.SessionState)
+//
+// Every file is written whole by temp file, fsync, rename and directory
+// fsync (writeAtomic): a reader sees the old or the new content. A session's
+// PFCP and datapath halves live in one file, so they never disagree with
+// each other; what a crash can leave is a file older than the maps (the
+// process died between the datapath change and the write: the request was
+// never answered) or a file of a session the maps no longer have (died
+// between RemoveSession and the unlink). Restart handles both: Restore
+// brings the maps back to the files (sweeping the unanswered change), and
+// sessions Restore reports lost are dropped from the PFCP state.
+type nodeState struct {
+	Version           int                     `json:"version"`
+	SavedAt           time.Time               `json:"saved_at"`
+	PinDir            string                  `json:"pin_dir"`
+	MaxRules          uint32                  `json:"max_rules"`
+	RecoveryTimeStamp time.Time               `json:"recovery_time_stamp"`
+	Associations      []pfcp.AssociationState `json:"associations"`
 }
 
-func (s *snapshotter) save() error {
+type sessionFile struct {
+	Version  int                   `json:"version"`
+	SavedAt  time.Time             `json:"saved_at"`
+	PFCP     *pfcp.SessionState    `json:"pfcp"`
+	Datapath enforcer.SessionState `json:"datapath"`
+}
+
+const storeVersion = 2
+
+func sessionPath(stateDir string, seid uint64) string {
+	return filepath.Join(stateDir, sessionsDir, fmt.Sprintf("%016x.json", seid))
+}
+
+// sessionSnapshotter is what the store needs of the enforcer.
+type sessionSnapshotter interface {
+	SnapshotSession(seid uint64) (enforcer.SessionState, bool)
+}
+
+// store persists the PFCP server's changes (its OnChange) with the
+// datapath bookkeeping of the sessions they touch.
+type store struct {
+	mu       sync.Mutex
+	dir      string // state directory
+	node     nodeState
+	enf      sessionSnapshotter
+	log      *slog.Logger
+	failures uint64
+	writes   uint64        // files written or removed
+	bytes    uint64        // bytes written
+	spent    time.Duration // time in apply
+}
+
+func newStore(dir, pinDir string, maxRules uint32, rts time.Time, enf sessionSnapshotter, log *slog.Logger) (*store, error) {
+	if err := os.MkdirAll(filepath.Join(dir, sessionsDir), 0o700); err != nil {
+		return nil, err
+	}
+	return &store{dir: dir, enf: enf, log: log,
+		node: nodeState{Version: storeVersion, PinDir: pinDir, MaxRules: maxRules, RecoveryTimeStamp: rts,
+			Associations: []pfcp.AssociationState{}}}, nil
+}
+
+// saveNode writes node.json (under s.mu).
+func (s *store) saveNode() error {
+	s.node.SavedAt = time.Now().UTC()
+	b, err := json.Marshal(s.node)
+	if err != nil {
+		return err
+	}
+	s.bytes += uint64(len(b))
+	s.writes++
+	return writeAtomic(filepath.Join(s.dir, nodeFile), b)
+}
+
+// setAssociations saves the associations (at start, after the import).
+func (s *store) setAssociations(a []pfcp.AssociationState) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := savedState{Version: stateVersion, SavedAt: time.Now().UTC(), PinDir: s.pinDir,
-		MaxRules: s.maxRules, State: s.enf.Snapshot()}
-	b, err := json.MarshalIndent(st, "", " ")
-	if err == nil {
-		err = writeAtomic(s.path, b)
+	if a == nil {
+		a = []pfcp.AssociationState{}
 	}
+	s.node.Associations = a
+	return s.saveNode()
+}
+
+// apply is pfcp.Config.OnChange: it writes the files of the sessions the
+// change touched (their PFCP state with the enforcer's bookkeeping),
+// removes those of removed sessions and rewrites node.json when the
+// associations changed.
+func (s *store) apply(c pfcp.Change) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start := time.Now()
+	defer func() { s.spent += time.Since(start) }()
+	var errs []error
+	for i := range c.Sessions {
+		ps := &c.Sessions[i]
+		ds, ok := s.enf.SnapshotSession(ps.SEID)
+		if !ok {
+			errs = append(errs, fmt.Errorf("session %#x: not in the datapath", ps.SEID))
+			continue
+		}
+		b, err := json.Marshal(sessionFile{Version: storeVersion, SavedAt: time.Now().UTC(), PFCP: ps, Datapath: ds})
+		if err == nil {
+			err = writeAtomic(sessionPath(s.dir, ps.SEID), b)
+		}
+		s.writes++
+		s.bytes += uint64(len(b))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("session %#x: %w", ps.SEID, err))
+		}
+	}
+	if len(c.Removed) > 0 {
+		for _, seid := range c.Removed {
+			s.writes++
+			if err := os.Remove(sessionPath(s.dir, seid)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+		syncDir(filepath.Join(s.dir, sessionsDir))
+	}
+	if c.Associations != nil {
+		s.node.Associations = c.Associations
+		errs = append(errs, s.saveNode())
+	}
+	err := errors.Join(errs...)
 	if err != nil {
 		s.failures++
-		s.log.Error("save datapath snapshot", "path", s.path, "err", err)
+		s.log.Error("save state", "dir", s.dir, "err", err)
 	}
 	return err
 }
 
-func (s *snapshotter) failed() uint64 {
+// storeStats is what the store did, for metrics and the cost measurement.
+type storeStats struct {
+	Failures, Writes, Bytes uint64
+	Spent                   time.Duration
+}
+
+func (s *store) stats() storeStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.failures
+	return storeStats{s.failures, s.writes, s.bytes, s.spent}
 }
 
-// savingEnforcer is the Enforcer handed to the PFCP server: every change
-// that succeeded is followed by a snapshot on disk.
-type savingEnforcer struct {
-	*enforcer.Enforcer
-	snap *snapshotter
-}
+func (s *store) failed() uint64 { return s.stats().Failures }
 
-var _ pfcp.Enforcer = savingEnforcer{}
-
-func (e savingEnforcer) InstallSession(s enforcer.Session) error {
-	if err := e.Enforcer.InstallSession(s); err != nil {
-		return err
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
 	}
-	e.snap.save()
-	return nil
 }
 
-func (e savingEnforcer) RemoveSession(seid uint64) (enforcer.SessionReport, error) {
-	rep, err := e.Enforcer.RemoveSession(seid)
-	// The enforcer forgets the session even when deleting some entries
-	// failed: only "not found" changed nothing.
-	if !errors.Is(err, enforcer.ErrNotFound) {
-		e.snap.save()
+// loadedState is what a previous run left in the state directory.
+type loadedState struct {
+	node     *nodeState             // nil: none
+	sessions map[uint64]sessionFile // by UP SEID
+	legacy   []enforcer.SessionState
+	legacyAt time.Time
+	bad      []string // files that could not be read (their sessions are not restored)
+	temps    []string // temp files of writes a crash interrupted
+}
+
+// loadState reads the state directory. Unreadable session files are
+// reported in bad, not fatal: their sessions are swept from the datapath.
+func loadState(dir string) (*loadedState, error) {
+	ld := &loadedState{sessions: map[uint64]sessionFile{}}
+	b, err := os.ReadFile(filepath.Join(dir, nodeFile))
+	switch {
+	case err == nil:
+		var n nodeState
+		if err := json.Unmarshal(b, &n); err != nil {
+			return nil, fmt.Errorf("state: %s: %w", filepath.Join(dir, nodeFile), err)
+		}
+		if n.Version != storeVersion {
+			return nil, fmt.Errorf("state: %s: version %d, want %d", filepath.Join(dir, nodeFile), n.Version, storeVersion)
+		}
+		ld.node = &n
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("state: %w", err)
 	}
-	return rep, err
+	ents, err := os.ReadDir(filepath.Join(dir, sessionsDir))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		path := filepath.Join(dir, sessionsDir, name)
+		if strings.HasPrefix(name, ".") { // a temp file of a write that never finished
+			ld.temps = append(ld.temps, path)
+			continue
+		}
+		seid, perr := strconv.ParseUint(strings.TrimSuffix(name, ".json"), 16, 64)
+		if perr != nil || !strings.HasSuffix(name, ".json") {
+			ld.bad = append(ld.bad, path)
+			continue
+		}
+		var f sessionFile
+		b, err := os.ReadFile(path)
+		if err == nil {
+			err = json.Unmarshal(b, &f)
+		}
+		if err == nil && (f.Version != storeVersion || f.PFCP == nil || f.PFCP.SEID != seid || f.Datapath.Session.SEID != seid) {
+			err = fmt.Errorf("version %d, or SEIDs disagree with the file name", f.Version)
+		}
+		if err != nil {
+			ld.bad = append(ld.bad, path)
+			continue
+		}
+		ld.sessions[seid] = f
+	}
+	if old, err := readSnapshot(dir); err == nil {
+		ld.legacy, ld.legacyAt = old.State.Sessions, old.SavedAt
+		if ld.node == nil {
+			ld.node = &nodeState{PinDir: old.PinDir, MaxRules: old.MaxRules}
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	return ld, nil
+}
+
+// datapathState is the enforcer.State to restore: every session file's
+// datapath half, and legacy sessions no file names.
+func (ld *loadedState) datapathState() enforcer.State {
+	var st enforcer.State
+	for _, seid := range slices.Sorted(maps.Keys(ld.sessions)) {
+		st.Sessions = append(st.Sessions, ld.sessions[seid].Datapath)
+	}
+	for _, ss := range ld.legacy {
+		if _, ok := ld.sessions[ss.Session.SEID]; !ok {
+			st.Sessions = append(st.Sessions, ss)
+		}
+	}
+	return st
+}
+
+// clearState removes the saved associations and sessions (not the
+// recovery time stamp).
+func clearState(dir string) error {
+	var errs []error
+	for _, f := range []string{nodeFile, snapshotFile} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, os.RemoveAll(filepath.Join(dir, sessionsDir)))
+	return errors.Join(errs...)
 }

@@ -36,13 +36,19 @@ type probingEnforcer struct {
 }
 
 func (p *probingEnforcer) InstallSession(s enforcer.Session) error {
-	err := p.Enforcer.InstallSession(s)
+	_, err := p.ReplaceSession(s)
+	return err
+}
+
+// ReplaceSession is what the server calls for every change.
+func (p *probingEnforcer) ReplaceSession(s enforcer.Session) (map[uint32]enforcer.Counter, error) {
+	removed, err := p.Enforcer.ReplaceSession(s)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err == nil && p.probe != nil {
 		p.seen = append(p.seen, p.probe())
 	}
-	return err
+	return removed, err
 }
 
 type env struct {
