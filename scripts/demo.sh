@@ -4,9 +4,12 @@
 #   gnb netns  [gnb0 192.0.2.2] ==veth== [n3 192.0.2.1] upf netns [n6 198.51.100.1] ==veth== [dn0 198.51.100.2] dn netns
 #                GTP-U sender/receiver      pine-upf (XDP on n3 and n6, PFCP, metrics)      UDP/TCP echo 203.0.113.10:7
 #
-# An SMF (pfcp/smfsim, inside pine-demo) establishes a PEGC session, authorizes
-# PINE A (UDP 5000-5009) and not PINE B (UDP 6000-6009); the gNB sends both;
-# then A is revoked. Everything it creates is removed on exit, Ctrl-C or failure.
+# An SMF (pfcp/smfsim and pinauth, inside pine-demo) establishes a PEGC
+# session; PINE A authenticates with EAP-MD5 against a real DN-AAA
+# (FreeRADIUS, deploy/freeradius) and gets its rules, PINE B fails; the gNB
+# sends for both after every step; then the DN-AAA revokes A with a RADIUS
+# Disconnect-Request. Everything it creates is removed on exit, Ctrl-C or
+# failure.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -51,6 +54,11 @@ trap 'exit 130' INT TERM
 
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (it creates namespaces and loads XDP programs)" >&2; exit 1; }
 command -v ip >/dev/null || { echo "demo: iproute2 (ip) is required" >&2; exit 1; }
+if ! command -v freeradius >/dev/null; then
+	log "installing FreeRADIUS (the demo's DN-AAA)"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends freeradius >/dev/null
+	systemctl disable --now freeradius >/dev/null 2>&1 || true
+fi
 
 log "building pine-upf and pine-demo"
 mkdir -p "$BIN"
