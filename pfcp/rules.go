@@ -46,6 +46,21 @@ func incorrect(t uint16, in string, err error) *causeError {
 	return fail(ie.CauseMandatoryIEIncorrect, t, "%s: IE %d incorrect: %w", in, t, err)
 }
 
+// ruleID finds and decodes the mandatory rule ID IE (of type t, decoded
+// by get) among a grouped IE's children.
+func ruleID[T any](kids []*ie.IE, t uint16, in string, get func(*ie.IE) func() (T, error)) (T, *causeError) {
+	var zero T
+	x := find(kids, t)
+	if x == nil {
+		return zero, missing(t, in)
+	}
+	id, err := decode(get(x))
+	if err != nil {
+		return zero, incorrect(t, in, err)
+	}
+	return id, nil
+}
+
 func find(ies []*ie.IE, t uint16) *ie.IE {
 	for _, x := range ies {
 		if x.Type == t {
@@ -65,24 +80,16 @@ func addrFromIP(ip net.IP) netip.Addr {
 func (b *build) createPDR(x *ie.IE) *causeError {
 	const in = "Create PDR"
 	kids := x.ChildIEs
-	idIE := find(kids, ie.PDRID)
-	if idIE == nil {
-		return missing(ie.PDRID, in)
-	}
-	id, err := decode(idIE.PDRID)
-	if err != nil {
-		return incorrect(ie.PDRID, in, err)
+	id, ce := ruleID(kids, ie.PDRID, in, func(x *ie.IE) func() (uint16, error) { return x.PDRID })
+	if ce != nil {
+		return ce
 	}
 	if _, dup := b.ss.pdrs[id]; dup {
 		return fail(ie.CauseRuleCreationModificationFailure, ie.CreatePDR, "PDR %d already exists", id).rule(ie.RuleIDTypePDR, uint32(id))
 	}
 	p := pdrState{op: ie.CreatePDR, id: id, ohr: -1}
-	precIE := find(kids, ie.Precedence)
-	if precIE == nil {
-		return missing(ie.Precedence, in)
-	}
-	if p.precedence, err = decode(precIE.Precedence); err != nil {
-		return incorrect(ie.Precedence, in, err)
+	if p.precedence, ce = ruleID(kids, ie.Precedence, in, func(x *ie.IE) func() (uint32, error) { return x.Precedence }); ce != nil {
+		return ce
 	}
 	pdi := find(kids, ie.PDI)
 	if pdi == nil {
@@ -109,13 +116,9 @@ func (b *build) createPDR(x *ie.IE) *causeError {
 func (b *build) updatePDR(x *ie.IE) *causeError {
 	const in = "Update PDR"
 	kids := x.ChildIEs
-	idIE := find(kids, ie.PDRID)
-	if idIE == nil {
-		return missing(ie.PDRID, in)
-	}
-	id, err := decode(idIE.PDRID)
-	if err != nil {
-		return incorrect(ie.PDRID, in, err)
+	id, ce := ruleID(kids, ie.PDRID, in, func(x *ie.IE) func() (uint16, error) { return x.PDRID })
+	if ce != nil {
+		return ce
 	}
 	p, ok := b.ss.pdrs[id]
 	if !ok {
@@ -123,6 +126,7 @@ func (b *build) updatePDR(x *ie.IE) *causeError {
 	}
 	p.op = ie.UpdatePDR
 	if precIE := find(kids, ie.Precedence); precIE != nil {
+		var err error
 		if p.precedence, err = decode(precIE.Precedence); err != nil {
 			return fail(ie.CauseRuleCreationModificationFailure, ie.UpdatePDR, "PDR %d: precedence: %w", id, err).rule(ie.RuleIDTypePDR, uint32(id))
 		}
@@ -380,13 +384,9 @@ func (b *build) localFTEID(p *pdrState, k *ie.IE, op uint16) *causeError {
 
 func (b *build) createFAR(x *ie.IE) *causeError {
 	kids := x.ChildIEs
-	idIE := find(kids, ie.FARID)
-	if idIE == nil {
-		return missing(ie.FARID, "Create FAR")
-	}
-	id, err := decode(idIE.FARID)
-	if err != nil {
-		return incorrect(ie.FARID, "Create FAR", err)
+	id, ce := ruleID(kids, ie.FARID, "Create FAR", func(x *ie.IE) func() (uint32, error) { return x.FARID })
+	if ce != nil {
+		return ce
 	}
 	if _, dup := b.ss.fars[id]; dup {
 		return fail(ie.CauseRuleCreationModificationFailure, ie.CreateFAR, "FAR %d already exists", id).rule(ie.RuleIDTypeFAR, id)
@@ -413,13 +413,9 @@ func (b *build) createFAR(x *ie.IE) *causeError {
 
 func (b *build) updateFAR(x *ie.IE) *causeError {
 	kids := x.ChildIEs
-	idIE := find(kids, ie.FARID)
-	if idIE == nil {
-		return missing(ie.FARID, "Update FAR")
-	}
-	id, err := decode(idIE.FARID)
-	if err != nil {
-		return incorrect(ie.FARID, "Update FAR", err)
+	id, ce := ruleID(kids, ie.FARID, "Update FAR", func(x *ie.IE) func() (uint32, error) { return x.FARID })
+	if ce != nil {
+		return ce
 	}
 	f, ok := b.ss.fars[id]
 	if !ok {
@@ -524,13 +520,9 @@ func farUnsupported(f *farState, kids []*ie.IE, op uint16) *causeError {
 
 func (b *build) createQER(x *ie.IE) *causeError {
 	kids := x.ChildIEs
-	idIE := find(kids, ie.QERID)
-	if idIE == nil {
-		return missing(ie.QERID, "Create QER")
-	}
-	id, err := decode(idIE.QERID)
-	if err != nil {
-		return incorrect(ie.QERID, "Create QER", err)
+	id, ce := ruleID(kids, ie.QERID, "Create QER", func(x *ie.IE) func() (uint32, error) { return x.QERID })
+	if ce != nil {
+		return ce
 	}
 	if _, dup := b.ss.qers[id]; dup {
 		return fail(ie.CauseRuleCreationModificationFailure, ie.CreateQER, "QER %d already exists", id).rule(ie.RuleIDTypeQER, id)
@@ -548,13 +540,9 @@ func (b *build) createQER(x *ie.IE) *causeError {
 
 func (b *build) updateQER(x *ie.IE) *causeError {
 	kids := x.ChildIEs
-	idIE := find(kids, ie.QERID)
-	if idIE == nil {
-		return missing(ie.QERID, "Update QER")
-	}
-	id, err := decode(idIE.QERID)
-	if err != nil {
-		return incorrect(ie.QERID, "Update QER", err)
+	id, ce := ruleID(kids, ie.QERID, "Update QER", func(x *ie.IE) func() (uint32, error) { return x.QERID })
+	if ce != nil {
+		return ce
 	}
 	q, ok := b.ss.qers[id]
 	if !ok {
@@ -633,13 +621,9 @@ func kbps(v uint64) uint64 {
 
 func (b *build) createURR(x *ie.IE) *causeError {
 	kids := x.ChildIEs
-	idIE := find(kids, ie.URRID)
-	if idIE == nil {
-		return missing(ie.URRID, "Create URR")
-	}
-	id, err := decode(idIE.URRID)
-	if err != nil {
-		return incorrect(ie.URRID, "Create URR", err)
+	id, ce := ruleID(kids, ie.URRID, "Create URR", func(x *ie.IE) func() (uint32, error) { return x.URRID })
+	if ce != nil {
+		return ce
 	}
 	if _, dup := b.ss.urrs[id]; dup {
 		return fail(ie.CauseRuleCreationModificationFailure, ie.CreateURR, "URR %d already exists", id).rule(ie.RuleIDTypeURR, id)
@@ -661,13 +645,9 @@ func (b *build) createURR(x *ie.IE) *causeError {
 
 func (b *build) updateURR(x *ie.IE) *causeError {
 	kids := x.ChildIEs
-	idIE := find(kids, ie.URRID)
-	if idIE == nil {
-		return missing(ie.URRID, "Update URR")
-	}
-	id, err := decode(idIE.URRID)
-	if err != nil {
-		return incorrect(ie.URRID, "Update URR", err)
+	id, ce := ruleID(kids, ie.URRID, "Update URR", func(x *ie.IE) func() (uint32, error) { return x.URRID })
+	if ce != nil {
+		return ce
 	}
 	u, ok := b.ss.urrs[id]
 	if !ok {
