@@ -88,6 +88,21 @@ func accountTo(ss *session, pdrs map[uint16]pdrState, r enforcer.Rule, c enforce
 	}
 }
 
+// reportable is a URR that a poll can make report: a volume threshold or
+// quota, or a measurement period.
+func reportable(u urrState) bool {
+	return (u.trig.volth && u.threshold.set()) || u.quota.set() || (u.trig.perio && u.period > 0)
+}
+
+func hasReportable(ss *session) bool {
+	for _, u := range ss.urrs {
+		if reportable(u) {
+			return true
+		}
+	}
+	return false
+}
+
 // foldUsage reads the counters of the installed rules into the URRs.
 func (s *Server) foldUsage(ss *session) {
 	if len(ss.urrs) == 0 {
@@ -165,11 +180,17 @@ func (s *Server) pollUsage() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	for _, seid := range slices.Sorted(maps.Keys(s.sessions)) {
-		ss := s.sessions[seid]
-		if len(ss.urrs) == 0 {
-			continue
+	// Only sessions with something to report are read: a poll costs the
+	// URRs with thresholds, quotas or periods, not every session.
+	var due []uint64
+	for seid, ss := range s.sessions {
+		if ss.blockPending || hasReportable(ss) {
+			due = append(due, seid)
 		}
+	}
+	slices.Sort(due)
+	for _, seid := range due {
+		ss := s.sessions[seid]
 		ns := ss.clone()
 		s.foldUsage(ns)
 		reports, blocked := checkURRs(ns, now)

@@ -79,7 +79,10 @@ func newDaemon(p *parsed, opts runOptions, log *slog.Logger) (_ *daemon, err err
 			return nil, fmt.Errorf("fresh start: %w", err)
 		}
 	}
-	rts, kept, err := recoveryTimeStamp(p.State, opts.fresh, time.Now())
+	// The Recovery Time Stamp says the sessions the SMF installed are still
+	// here: keep it only when there is a pinned datapath to adopt (after a
+	// host reboot there is none, and the sessions are gone with it).
+	rts, kept, err := recoveryTimeStamp(p.State, opts.fresh || !pinnedDatapath(p.PinDir), time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -161,6 +164,15 @@ func newDaemon(p *parsed, opts runOptions, log *slog.Logger) (_ *daemon, err err
 
 // clearPins removes everything pinned in the pin directory: maps and
 // links of a previous run (the links' programs leave the interfaces).
+// pinnedDatapath reports whether an earlier run left maps pinned in dir.
+func pinnedDatapath(dir string) bool {
+	if dir == "" {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(dir, "sessions"))
+	return err == nil
+}
+
 // clearPins removes what an earlier run pinned in dir, and nothing else.
 func clearPins(dir string) error {
 	if dir == "" {
