@@ -7,13 +7,14 @@ DIFF_PACKETS ?= 100000
 FUZZTIME  ?= 20s
 BENCHTIME ?= 20000x
 
-.PHONY: all generate build test fuzz bench vet clean demo
+.PHONY: all generate build test fuzz bench bench-quick bench-go vet clean demo
 
 all: build
 
-# BPF objects and their Go bindings: clang 14 and the flags in bpf/gen.go.
+# BPF objects and their Go bindings: clang 14 and the flags in bpf/gen.go
+# (and bench/gen.go for the traffic generator and sink).
 generate:
-	$(GO) generate ./bpf
+	$(GO) generate ./bpf ./bench
 
 build:
 	$(GO) build $(PKGS)
@@ -32,8 +33,18 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDatapath -fuzztime $(FUZZTIME) ./enforcer
 	$(GO) test -run '^$$' -fuzz FuzzHandleMessage -fuzztime $(FUZZTIME) ./pfcp
 
-# Datapath cost against the floor programs, as a table.
+# Datapath, end to end and control plane side by side, into
+# bench/results/*.{json,md,png}; bench-quick in about 30 s.
+BENCHFLAGS ?=
 bench:
+	$(GO) build -o bin/pine-upf ./cmd/pine-upf
+	$(GO) run ./cmd/pine-bench --daemon bin/pine-upf $(BENCHFLAGS)
+
+bench-quick:
+	$(MAKE) bench BENCHFLAGS=--quick
+
+# The datapath alone, as go test benchmarks.
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./bench
 
 # The demo: namespaces gNB <-> pine-upf <-> data network, an SMF simulator

@@ -121,7 +121,7 @@ func BenchmarkSessionEstablishment(b *testing.B) {
 	rate := float64(b.N) / elapsed.Seconds()
 	b.ReportMetric(rate, "establishments/s")
 	b.ReportMetric(0, "ns/op")
-	report.addCP(fmt.Sprintf("session establishments (8 PINE PDRs each, %d SMFs): %.0f/s over %d", smfs, rate, b.N))
+	b.Log(fmt.Sprintf("session establishments (8 PINE PDRs each, %d SMFs): %.0f/s over %d", smfs, rate, b.N))
 }
 
 // BenchmarkAddPINE: request-to-response time of a Session Modification
@@ -155,7 +155,7 @@ func BenchmarkAddPINE(b *testing.B) {
 	b.ReportMetric(float64(q(0.99).Microseconds()), "p99-µs")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
 	b.ReportMetric(0, "ns/op")
-	report.addCP(fmt.Sprintf("add-a-PINE round trip over %d: p50 %v, p99 %v, max %v", len(lat), q(0.5), q(0.99), lat[len(lat)-1]))
+	b.Log(fmt.Sprintf("add-a-PINE round trip over %d: p50 %v, p99 %v, max %v", len(lat), q(0.5), q(0.99), lat[len(lat)-1]))
 }
 
 // BenchmarkEstablishmentServer: the server's own capacity, without the
@@ -207,5 +207,5 @@ func BenchmarkEstablishmentServer(b *testing.B) {
 	rate := float64(b.N) / elapsed.Seconds()
 	b.ReportMetric(rate, "establishments/s")
 	b.ReportMetric(0, "ns/op")
-	report.addCP(fmt.Sprintf("server alone, one goroutine (recorded requests into its message path): %.0f establishments/s over %d", rate, b.N))
+	b.Log(fmt.Sprintf("server alone, one goroutine (recorded requests into its message path): %.0f establishments/s over %d", rate, b.N))
 }
