@@ -286,8 +286,8 @@ func establish(clients []*smfsim.Client, from, to int) error {
 
 // RunControlPlane runs the control-plane suite against pine-upf run as a
 // child process, twice: with its state directory on disk (every session
-// change is written and fsynced before the response, the daemon's
-// durability design) for the establishment rate and add-a-PINE round trip,
+// change is written, by temp file and rename, before the response: the
+// daemon's restart design) for the establishment rate and add-a-PINE round trip,
 // and with it on tmpfs (/dev/shm) for the same and the fill to o.Rules, so
 // the run fits its time budget and shows the datapath and PFCP costs
 // without the disk's.

@@ -82,7 +82,7 @@ func (r *Report) Markdown(w io.Writer) {
 		}
 	}
 	if c := r.CP; c != nil {
-		fmt.Fprintf(w, "| PFCP session establishments/s (8 PINE PDRs each, %d SMFs) | %.0f with state on disk (fsync per change), %.0f with state on tmpfs |\n",
+		fmt.Fprintf(w, "| PFCP session establishments/s (8 PINE PDRs each, %d SMFs) | %.0f with state on disk (a file write per change), %.0f with state on tmpfs |\n",
 			c.SMFs, c.EstablishDisk, c.EstablishPerSec)
 		fmt.Fprintf(w, "| add-a-PINE round trip p50 / p99 / max | disk state %.0f / %.0f / %.0f µs; tmpfs %.0f / %.0f / %.0f µs empty, %.0f / %.0f / %.0f µs at %d rules |\n",
 			c.AddPINEDisk.P50us, c.AddPINEDisk.P99us, c.AddPINEDisk.MaxUs,
