@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
@@ -31,22 +30,7 @@ func newCPEnv(tb testing.TB, maxSessions uint32) *cpEnv {
 	cfg.MaxQERs = 16 * maxSessions
 	cfg.MaxRuleEntries = 128 * maxSessions // an unaligned 16-port block is 9 entries
 	e := w.Load(tb, cfg)
-	srv, err := pfcp.NewServer(pfcp.Config{
-		ListenAddr: "127.0.0.1:0", NodeID: "127.0.0.1",
-		AllowedPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-		N3v4:         dptest.N3v4, N3v6: dptest.N3v6,
-		Enforcer: e, Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	tb.Cleanup(func() { cancel(); <-done })
+	srv := dptest.StartN4(tb, e, pfcp.Config{})
 	return &cpEnv{srv: srv}
 }
 

@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"context"
-	"log/slog"
 	"net/netip"
 	"sync"
 	"testing"
@@ -61,23 +60,7 @@ type env struct {
 func newEnv(t *testing.T, cfg pfcp.Config) *env {
 	w := dptest.NewWorld(t)
 	e := &probingEnforcer{Enforcer: w.Load(t, w.Config())}
-	cfg.ListenAddr = "127.0.0.1:0"
-	cfg.NodeID = "127.0.0.1"
-	cfg.AllowedPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-	cfg.N3v4, cfg.N3v6 = dptest.N3v4, dptest.N3v6
-	cfg.Enforcer = e
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	srv, err := pfcp.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	srv := dptest.StartN4(t, e, cfg)
 	return &env{t: t, w: w, e: e, srv: srv}
 }
 

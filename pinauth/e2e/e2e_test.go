@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -51,19 +50,8 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	w := dptest.NewWorld(t)
 	e := w.Load(t, w.Config())
-	srv, err := pfcp.NewServer(pfcp.Config{ListenAddr: "127.0.0.1:0", NodeID: "127.0.0.1",
-		AllowedPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-		N3v4:         dptest.N3v4, N3v6: dptest.N3v6, Enforcer: e, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	srv := dptest.StartN4(t, e, pfcp.Config{})
+	ctx := context.Background()
 
 	c, err := smfsim.Dial(ctx, srv.Addr().String(), smfsim.Options{NodeID: "127.0.0.2", LocalAddr: "127.0.0.2:0",
 		Timeout: time.Second, Retries: 2})
