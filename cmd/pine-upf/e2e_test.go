@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -58,11 +59,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// The daemon in a namespace world: an SMF (smfsim) authorizes PINE A and
-// not PINE B; real GTP-U from the gNB namespace reaches the data network
-// decapsulated for A only, the answer comes back encapsulated; a GTP-U echo
-// is answered; /metrics counts it all; revoking A drops it.
-func TestEndToEnd(t *testing.T) {
+// daemonWorld is the namespace world set up for an in-process daemon: the
+// DN answers on e2eServer and routes the UE pool back to N6; the config
+// pins on a bpffs directory of its own and keeps state in a temp dir.
+func daemonWorld(t *testing.T) (*dptest.World, Config) {
+	t.Helper()
 	w := dptest.NewWorld(t)
 	w.DN.AddAddr(t, "lo", e2eServer.String()+"/32")
 	w.DN.AddRoute(t, "10.45.0.0/16", dptest.N6v4.String(), "dn0")
@@ -73,7 +74,6 @@ func TestEndToEnd(t *testing.T) {
 	rand.Read(sfx[:])
 	pinDir := filepath.Join(testnet.BPFFSPath, "pine-upf-test-"+hex.EncodeToString(sfx[:]))
 	t.Cleanup(func() { os.RemoveAll(pinDir) })
-	stateDir := t.TempDir()
 
 	cfg := defaultConfig()
 	cfg.N3 = IfaceConfig{Interface: "n3", IPv4: dptest.N3v4.String()}
@@ -82,25 +82,18 @@ func TestEndToEnd(t *testing.T) {
 	cfg.PFCP.Listen = "127.0.0.1:0"
 	cfg.PFCP.NodeID = "upf.test"
 	cfg.Maps = MapsConfig{Sessions: 1024, Rules: 8192, QERs: 1024}
-	cfg.PinDir = pinDir
-	cfg.State = stateDir
-	cfg.Metrics.Listen = "127.0.0.1:0"
-	cfg.Log.Format = "json"
-	p, err := cfg.validate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	log := newLogger(logs, p)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", logs.String())
-		}
-	})
+	cfg.PinDir, cfg.State, cfg.Metrics.Listen = pinDir, t.TempDir(), ""
+	return w, cfg
+}
 
+// startDaemon runs a daemon in the world's UPF namespace (its sockets are
+// made there) until stop or the end of the test; it returns once the
+// daemon is ready.
+func startDaemon(t *testing.T, w *dptest.World, p *parsed, opts runOptions, log *slog.Logger) (*daemon, func() error) {
+	t.Helper()
 	var d *daemon
 	if err := w.UPF.Do(func() (err error) {
-		d, err = newDaemon(p, runOptions{}, log)
+		d, err = newDaemon(p, opts, log)
 		return err
 	}); err != nil {
 		t.Fatalf("start daemon: %v", err)
@@ -123,6 +116,33 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { stop() })
+	waitFor(t, "PFCP", func() bool { ok, _ := d.ready(); return ok })
+	return d, stop
+}
+
+// The daemon in a namespace world: an SMF (smfsim) authorizes PINE A and
+// not PINE B; real GTP-U from the gNB namespace reaches the data network
+// decapsulated for A only, the answer comes back encapsulated; a GTP-U echo
+// is answered; /metrics counts it all; revoking A drops it.
+func TestEndToEnd(t *testing.T) {
+	w, cfg := daemonWorld(t)
+	pinDir, stateDir := cfg.PinDir, cfg.State
+	cfg.Metrics.Listen = "127.0.0.1:0"
+	cfg.Log.Format = "json"
+	p, err := cfg.validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	log := newLogger(logs, p)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs.String())
+		}
+	})
+
+	d, stop := startDaemon(t, w, p, runOptions{}, log)
+	ctx := context.Background()
 
 	// HTTP into the UPF namespace: dial there.
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -12,7 +10,6 @@ import (
 	"time"
 
 	"github.com/pine-upf/pine-upf/internal/dptest"
-	"github.com/pine-upf/pine-upf/internal/testnet"
 	"github.com/pine-upf/pine-upf/pfcp/smfsim"
 )
 
@@ -31,25 +28,8 @@ func TestDeployConfigValidates(t *testing.T) {
 // the next daemon adopts the pinned maps, restores the saved sessions and
 // keeps the recovery time stamp.
 func TestRestartKeepsDatapath(t *testing.T) {
-	w := dptest.NewWorld(t)
-	w.DN.AddAddr(t, "lo", e2eServer.String()+"/32")
-	w.DN.AddRoute(t, "10.45.0.0/16", dptest.N6v4.String(), "dn0")
-	if err := testnet.MountBPFFS(); err != nil {
-		t.Fatal(err)
-	}
-	var sfx [4]byte
-	rand.Read(sfx[:])
-	pinDir := filepath.Join(testnet.BPFFSPath, "pine-upf-test-"+hex.EncodeToString(sfx[:]))
-	t.Cleanup(func() { os.RemoveAll(pinDir) })
-	stateDir := t.TempDir()
-	cfg := defaultConfig()
-	cfg.N3 = IfaceConfig{Interface: "n3", IPv4: dptest.N3v4.String()}
-	cfg.N6 = IfaceConfig{Interface: "n6", IPv4: dptest.N6v4.String()}
-	cfg.XDPMode = "generic"
-	cfg.PFCP.Listen = "127.0.0.1:0"
-	cfg.PFCP.NodeID = "upf.test"
-	cfg.Maps = MapsConfig{Sessions: 1024, Rules: 8192, QERs: 1024}
-	cfg.PinDir, cfg.State, cfg.Metrics.Listen = pinDir, stateDir, ""
+	w, cfg := daemonWorld(t)
+	pinDir, stateDir := cfg.PinDir, cfg.State
 	p, err := cfg.validate()
 	if err != nil {
 		t.Fatal(err)
@@ -62,28 +42,7 @@ func TestRestartKeepsDatapath(t *testing.T) {
 	})
 	start := func(opts runOptions) (*daemon, func() error) {
 		t.Helper()
-		var d *daemon
-		if err := w.UPF.Do(func() (err error) {
-			d, err = newDaemon(p, opts, newLogger(logs, p))
-			return err
-		}); err != nil {
-			t.Fatalf("start daemon: %v", err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- d.serve(ctx) }()
-		stopped := false
-		stop := func() error {
-			if stopped {
-				return nil
-			}
-			stopped = true
-			cancel()
-			return <-done
-		}
-		t.Cleanup(func() { stop() })
-		waitFor(t, "PFCP", func() bool { ok, _ := d.ready(); return ok })
-		return d, stop
+		return startDaemon(t, w, p, opts, newLogger(logs, p))
 	}
 
 	d1, stop1 := start(runOptions{keepDatapath: true})

@@ -265,7 +265,6 @@ func (s *store) stats() storeStats {
 
 func (s *store) failed() uint64 { return s.stats().Failures }
 
-
 // loadedState is what a previous run left in the state directory.
 type loadedState struct {
 	node     *nodeState             // nil: none
